@@ -1,0 +1,167 @@
+//! The breaker's errors: a refused call, and a refused-or-inner error.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::State;
+
+/// A call the breaker refused without calling the inner service.
+///
+/// It is small and `Copy`: building one allocates nothing, so refusing stays cheap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub(crate) state: State,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Rejected {
+    /// The state the breaker was in: open, half-open (all probe slots taken) or forced open.
+    #[must_use]
+    pub const fn state(&self) -> State {
+        self.state
+    }
+
+    /// How long until the breaker lets a probe through, when that is known (open, not forced).
+    #[must_use]
+    pub const fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state {
+            State::HalfOpen => {
+                f.write_str("circuit breaker is half-open and its probe slots are taken")?
+            }
+            State::ForcedOpen => f.write_str("circuit breaker is forced open")?,
+            _ => f.write_str("circuit breaker is open")?,
+        }
+        if let Some(after) = self.retry_after {
+            write!(f, "; retry in {:.3}s", after.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// The error of a breaker-wrapped service in the default (typed) mode: the breaker refused the
+/// call, or the inner service failed.
+#[derive(Debug)]
+pub enum Error<E> {
+    /// The breaker refused the call.
+    Rejected(Rejected),
+    /// The inner service's own error.
+    Inner(E),
+}
+
+impl<E> Error<E> {
+    /// The refusal, if the breaker refused.
+    pub const fn rejected(&self) -> Option<&Rejected> {
+        match self {
+            Error::Rejected(rejected) => Some(rejected),
+            Error::Inner(_) => None,
+        }
+    }
+
+    /// Whether the breaker refused the call.
+    pub const fn is_rejected(&self) -> bool {
+        matches!(self, Error::Rejected(_))
+    }
+
+    /// The inner service's error, if it was one.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Error::Rejected(_) => None,
+            Error::Inner(error) => Some(error),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Rejected(rejected) => rejected.fmt(f),
+            Error::Inner(error) => error.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Rejected(_) => None,
+            Error::Inner(error) => Some(error),
+        }
+    }
+}
+
+impl<E> From<Rejected> for Error<E> {
+    fn from(rejected: Rejected) -> Self {
+        Error::Rejected(rejected)
+    }
+}
+
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl From<Rejected> for tonic::Status {
+    /// `UNAVAILABLE`, with a `grpc-retry-pushback-ms` hint when the wait is known, which gRPC
+    /// retry policies honour.
+    fn from(rejected: Rejected) -> Self {
+        let mut status = tonic::Status::unavailable(rejected.to_string());
+        if let Some(after) = rejected.retry_after {
+            if let Ok(value) = after.as_millis().to_string().parse() {
+                status.metadata_mut().insert("grpc-retry-pushback-ms", value);
+            }
+        }
+        status
+    }
+}
+
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl<E: Into<steadfast_core::BoxError>> From<Error<E>> for tonic::Status {
+    /// A refusal becomes `UNAVAILABLE`; an inner error is converted as tonic converts errors.
+    fn from(error: Error<E>) -> Self {
+        match error {
+            Error::Rejected(rejected) => rejected.into(),
+            Error::Inner(error) => tonic::Status::from_error(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_happened() {
+        let open = Rejected {
+            state: State::Open,
+            retry_after: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(open.to_string(), "circuit breaker is open; retry in 1.500s");
+        let error: Error<std::io::Error> = open.into();
+        assert!(error.is_rejected());
+        assert!(std::error::Error::source(&error).is_none());
+        let inner: Error<std::io::Error> = Error::Inner(std::io::Error::other("reset"));
+        assert_eq!(inner.to_string(), "reset");
+        assert!(std::error::Error::source(&inner).is_some());
+    }
+
+    #[cfg(feature = "tonic")]
+    #[test]
+    fn converts_to_unavailable() {
+        let status: tonic::Status = Rejected {
+            state: State::Open,
+            retry_after: Some(Duration::from_secs(2)),
+        }
+        .into();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+            "2000"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! A lock-free circuit breaker for Tower.
+//!
+//! A breaker watches the outcomes of calls to a dependency. When too many fail (or are slow),
+//! it **opens** and refuses calls at once, sparing the dependency and the caller's threads;
+//! after a while it goes **half-open** and lets a few probes through; if they succeed it
+//! **closes** again.
+//!
+//! ```
+//! use std::time::Duration;
+//! use steadfast_breaker::{CircuitBreaker, State};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let breaker = CircuitBreaker::builder("payments")
+//!     .failure_rate(0.5)
+//!     .minimum_calls(4)
+//!     .open_duration(Duration::from_secs(10))
+//!     .build()
+//!     .unwrap();
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(breaker.layer())
+//!     .service(service_fn(|fail: bool| async move {
+//!         if fail { Err("downstream refused") } else { Ok("paid") }
+//!     }));
+//!
+//! for fail in [false, true, true, true] {
+//!     let _ = service.clone().oneshot(fail).await;
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//!
+//! let error = service.clone().oneshot(false).await.unwrap_err();
+//! assert!(error.is_rejected());
+//! # }
+//! ```
+//!
+//! # What it does
+//!
+//! - **States**: closed, open, half-open; and by hand disabled, forced open, metrics only.
+//! - **Trip rules** (any of): failure rate over a minimum number of calls, slow-call rate,
+//!   consecutive failures; over a time window (buckets) or a count window.
+//! - **Half-open**: exactly N probes, a cap on how long probing may take, and open periods
+//!   that may grow with backoff and jitter.
+//! - **Keyed breakers**: one per host, route or tenant, in a bounded registry ([`keyed`]).
+//! - **Modes**: typed errors, boxed errors, HTTP 503 problem+json with `Retry-After`
+//!   (feature `http`), `tonic::Status` UNAVAILABLE (feature `tonic`) — see [`mode`].
+//! - **Events** to a [`Listener`](steadfast_core::Listener) and to `metrics`.
+//!
+//! # The hot path
+//!
+//! Admission in the closed state is one atomic load of the state word. Recording is a relaxed
+//! add into the calling thread's stripe of the current time bucket. No lock, no allocation, and
+//! no precise clock read unless slow-call timing is on: bucket times come from a coarse clock
+//! refreshed every millisecond. Rules are checked when a failure or a slow call is recorded,
+//! at a cost set by the window's shape, not by its traffic. `BENCHMARKS.md` has the numbers.
+//!
+//! # Semantics worth knowing
+//!
+//! - Rules are evaluated when a failure or slow call is recorded: a success never trips.
+//! - In half-open, every probe must succeed; one failure (or slow probe) opens again.
+//! - A call admitted before a transition does not count after it.
+//! - A dropped (cancelled) call counts as neither success nor failure.
+//!
+//! Why the dependencies: `crossbeam-utils` pads counters to cache lines, `strength_reduce`
+//! turns the per-call bucket division into a multiply, `moka` bounds keyed registries,
+//! `fastrand` draws jitter, `pin-project` builds the response future without a box.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod breaker;
+mod config;
+mod error;
+mod event;
+mod future;
+pub mod keyed;
+mod layer;
+pub mod mode;
+mod service;
+mod state;
+mod window;
+
+pub use breaker::{Builder, CircuitBreaker, Permit, Snapshot};
+pub use config::{Backoff, Config, ConfigError, SlowCalls, WindowConfig};
+pub use error::{Error, Rejected};
+pub use event::{BreakerListener, Event, EventKind};
+pub use future::ResponseFuture;
+pub use keyed::{BreakerRegistry, KeyedCircuitBreakerLayer};
+pub use layer::CircuitBreakerLayer;
+pub use service::{BreakerProvider, CircuitBreakerService};
+pub use state::State;

@@ -1,0 +1,166 @@
+//! Error modes: what a refused call looks like to the caller.
+//!
+//! - [`Typed`] (the default): `Err(Error::Rejected(..))`, inner errors as `Error::Inner`.
+//! - [`Boxed`]: errors as `BoxError`, to stack with tower layers that box (downcast to
+//!   [`Rejected`] to tell a refusal).
+//! - `Http` (feature `http`): a `503` `application/problem+json` response with `Retry-After`;
+//!   the service keeps the inner error type, so an axum route stays `Infallible`.
+//! - `Grpc` (feature `tonic`): errors are `tonic::Status`, a refusal is `UNAVAILABLE`.
+
+use steadfast_core::BoxError;
+
+use crate::{Error, Rejected};
+
+/// Turns a refusal, and the inner service's errors, into the wrapped service's output.
+pub trait Mode<Res, E>: Clone {
+    /// The wrapped service's error type.
+    type Error;
+
+    /// The output for a refused call.
+    ///
+    /// # Errors
+    ///
+    /// Modes that report refusals as errors return them here.
+    fn rejected(&self, rejected: Rejected) -> Result<Res, Self::Error>;
+
+    /// Converts an inner service's error.
+    fn inner_error(&self, error: E) -> Self::Error;
+}
+
+/// Refusals as [`Error::Rejected`], inner errors as [`Error::Inner`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Typed;
+
+impl<Res, E> Mode<Res, E> for Typed {
+    type Error = Error<E>;
+
+    #[inline]
+    fn rejected(&self, rejected: Rejected) -> Result<Res, Error<E>> {
+        Err(Error::Rejected(rejected))
+    }
+
+    #[inline]
+    fn inner_error(&self, error: E) -> Error<E> {
+        Error::Inner(error)
+    }
+}
+
+/// Every error boxed: a refusal is a boxed [`Rejected`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Boxed;
+
+impl<Res, E: Into<BoxError>> Mode<Res, E> for Boxed {
+    type Error = BoxError;
+
+    fn rejected(&self, rejected: Rejected) -> Result<Res, BoxError> {
+        Err(Box::new(rejected))
+    }
+
+    fn inner_error(&self, error: E) -> BoxError {
+        error.into()
+    }
+}
+
+#[cfg(feature = "http")]
+mod http_mode {
+    use super::Mode;
+    use crate::Rejected;
+    use bytes::Bytes;
+    use http::{header, HeaderValue, Response, StatusCode};
+
+    /// Refusals as `503 Service Unavailable` with an RFC 9457 `application/problem+json` body
+    /// and, when the wait is known, `Retry-After` in whole seconds (rounded up).
+    ///
+    /// The body does not name the breaker: breaker names describe the service's insides.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Http;
+
+    impl<B: From<Bytes>, E> Mode<Response<B>, E> for Http {
+        type Error = E;
+
+        fn rejected(&self, rejected: Rejected) -> Result<Response<B>, E> {
+            Ok(problem_response(&rejected))
+        }
+
+        #[inline]
+        fn inner_error(&self, error: E) -> E {
+            error
+        }
+    }
+
+    pub(crate) fn problem_response<B: From<Bytes>>(rejected: &Rejected) -> Response<B> {
+        let body = format!(
+            r#"{{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"{rejected}","state":"{}"}}"#,
+            rejected.state()
+        );
+        let mut response = Response::new(B::from(Bytes::from(body)));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(after) = rejected.retry_after() {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use http_mode::Http;
+
+#[cfg(feature = "tonic")]
+mod grpc_mode {
+    use super::Mode;
+    use crate::Rejected;
+    use steadfast_core::BoxError;
+
+    /// Errors as `tonic::Status`: a refusal is `UNAVAILABLE` (with `grpc-retry-pushback-ms`
+    /// when the wait is known), an inner error converts as tonic converts errors.
+    ///
+    /// Works on both sides: around a tonic `Channel` the generated client sees the status; in
+    /// `Server::builder().layer(..)` tonic answers with it.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Grpc;
+
+    impl<Res, E: Into<BoxError>> Mode<Res, E> for Grpc {
+        type Error = tonic::Status;
+
+        fn rejected(&self, rejected: Rejected) -> Result<Res, tonic::Status> {
+            Err(rejected.into())
+        }
+
+        fn inner_error(&self, error: E) -> tonic::Status {
+            tonic::Status::from_error(error.into())
+        }
+    }
+}
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use grpc_mode::Grpc;
+
+#[cfg(all(test, feature = "http"))]
+mod tests {
+    use super::*;
+    use crate::State;
+    use std::time::Duration;
+
+    #[test]
+    fn problem_json_with_retry_after() {
+        let rejected = Rejected {
+            state: State::Open,
+            retry_after: Some(Duration::from_millis(1200)),
+        };
+        let response: http::Response<bytes::Bytes> =
+            Mode::<_, ()>::rejected(&Http, rejected).unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "2");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["status"], 503);
+        assert_eq!(body["state"], "open");
+    }
+}

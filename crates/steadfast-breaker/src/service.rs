@@ -1,0 +1,107 @@
+use std::fmt;
+use std::task::{Context, Poll};
+
+use steadfast_core::Classify;
+use tower_service::Service;
+
+use crate::future::{OwnedPermit, ResponseFuture};
+use crate::mode::Mode;
+use crate::CircuitBreaker;
+
+/// Provides the breaker a request goes through: one breaker for all, or one per key.
+pub trait BreakerProvider<Req>: Clone {
+    /// Runs `f` with the breaker for `request`.
+    fn with_breaker<R>(&self, request: &Req, f: impl FnOnce(&CircuitBreaker) -> R) -> R;
+}
+
+impl<Req> BreakerProvider<Req> for CircuitBreaker {
+    #[inline]
+    fn with_breaker<R>(&self, _request: &Req, f: impl FnOnce(&CircuitBreaker) -> R) -> R {
+        f(self)
+    }
+}
+
+/// A service wrapped in a circuit breaker; made by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
+///
+/// `poll_ready` is the inner service's: the breaker never makes it wait. A refused call is
+/// answered in `call` without touching the inner service.
+#[derive(Clone)]
+pub struct CircuitBreakerService<S, C, M, P> {
+    pub(crate) inner: S,
+    pub(crate) provider: P,
+    pub(crate) classifier: C,
+    pub(crate) mode: M,
+}
+
+impl<S, C, M, P> CircuitBreakerService<S, C, M, P> {
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// What provides the breaker.
+    pub const fn provider(&self) -> &P {
+        &self.provider
+    }
+}
+
+impl<S, Req, C, M, P> Service<Req> for CircuitBreakerService<S, C, M, P>
+where
+    S: Service<Req>,
+    C: Classify<S::Response, S::Error> + Clone,
+    M: Mode<S::Response, S::Error>,
+    P: BreakerProvider<Req>,
+{
+    type Response = S::Response;
+    type Error = M::Error;
+    type Future = ResponseFuture<S::Future, C, M>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| self.mode.inner_error(error))
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        let admitted = self.provider.with_breaker(&request, |breaker| {
+            breaker
+                .inner
+                .acquire()
+                .map(|ticket| OwnedPermit::new(breaker.clone(), ticket))
+        });
+        match admitted {
+            Ok(permit) => ResponseFuture::called(
+                self.inner.call(request),
+                permit,
+                self.classifier.clone(),
+                self.mode.clone(),
+            ),
+            Err(rejected) => ResponseFuture::rejected(rejected, self.mode.clone()),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, M: fmt::Debug, P: fmt::Debug> fmt::Debug
+    for CircuitBreakerService<S, C, M, P>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerService")
+            .field("inner", &self.inner)
+            .field("provider", &self.provider)
+            .field("classifier", &self.classifier)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}

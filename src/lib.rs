@@ -1,0 +1,36 @@
+//! Steadfast: Tower middleware that keeps a service up when what it depends on is not.
+//!
+//! This crate is the facade: it re-exports the Steadfast crates behind features and holds no
+//! logic of its own.
+//!
+//! | feature | what it brings |
+//! |---|---|
+//! | `breaker` (default) | [`breaker`]: the lock-free circuit breaker |
+//! | `http` | HTTP classification and the problem+json error mode, for axum |
+//! | `tonic` | gRPC classification and errors as `tonic::Status` |
+//! | `serde` | configs that deserialize from files |
+//! | `full` | all of the above |
+//!
+//! The README follows.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc = include_str!("../README.md")]
+
+pub use steadfast_core as core;
+
+#[cfg(feature = "breaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
+pub use steadfast_breaker as breaker;
+
+/// The names most programs need, in one import.
+pub mod prelude {
+    pub use steadfast_core::{classify_fn, AnyError, Classify, Clock, Outcome};
+    #[cfg(feature = "tonic")]
+    pub use steadfast_core::GrpcCodes;
+    #[cfg(feature = "http")]
+    pub use steadfast_core::HttpStatus;
+
+    #[cfg(feature = "breaker")]
+    pub use steadfast_breaker::{
+        CircuitBreaker, CircuitBreakerLayer, KeyedCircuitBreakerLayer, Rejected, State,
+    };
+}
