@@ -424,7 +424,11 @@ impl CircuitBreaker {
     /// # Errors
     ///
     /// [`Error::Rejected`] when the breaker refuses, [`Error::Inner`] when `f` fails.
-    pub fn call_with<T, E, C>(&self, classify: &C, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>>
+    pub fn call_with<T, E, C>(
+        &self,
+        classify: &C,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Error<E>>
     where
         C: Classify<T, E>,
     {
@@ -508,7 +512,9 @@ impl Drop for Permit<'_> {
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("ticket", &self.ticket).finish()
+        f.debug_struct("Permit")
+            .field("ticket", &self.ticket)
+            .finish()
     }
 }
 
@@ -676,7 +682,10 @@ impl Inner {
             // Metrics-only: counted, never tripped.
             return;
         }
-        let trip = self.rules.consecutive.is_some_and(|limit| in_a_row >= limit)
+        let trip = self
+            .rules
+            .consecutive
+            .is_some_and(|limit| in_a_row >= limit)
             || self.rate_rules_trip(self.window.totals(now_ns));
         if trip {
             self.open(word);
@@ -790,8 +799,9 @@ impl Inner {
             failure_rate: rate(totals.failures),
             slow_call_rate: rate(totals.slow),
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
-            retry_after: (state == State::Open)
-                .then(|| Duration::from_millis(word.time_ms().saturating_sub(now_ns / NANOS_PER_MS))),
+            retry_after: (state == State::Open).then(|| {
+                Duration::from_millis(word.time_ms().saturating_sub(now_ns / NANOS_PER_MS))
+            }),
             probes: (state == State::HalfOpen).then(|| self.probes.counts(word.generation())),
         }
     }

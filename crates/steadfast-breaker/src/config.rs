@@ -91,7 +91,10 @@ pub struct SlowCalls {
 /// Which calls the rate rules look at.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case", deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum WindowConfig {
     /// The calls of the last `size`, in `buckets` buckets: the window slides one bucket at a time.
     Time {
@@ -181,7 +184,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn out_of_range(field: &'static str, value: impl fmt::Debug, expected: &'static str) -> ConfigError {
+fn out_of_range(
+    field: &'static str,
+    value: impl fmt::Debug,
+    expected: &'static str,
+) -> ConfigError {
     ConfigError::OutOfRange {
         field,
         value: format!("{value:?}"),
@@ -193,7 +200,11 @@ fn check_rate(field: &'static str, rate: f64) -> Result<(), ConfigError> {
     if rate.is_finite() && rate > 0.0 && rate <= 1.0 {
         Ok(())
     } else {
-        Err(out_of_range(field, rate, "a fraction greater than 0 and at most 1"))
+        Err(out_of_range(
+            field,
+            rate,
+            "a fraction greater than 0 and at most 1",
+        ))
     }
 }
 
@@ -201,7 +212,11 @@ const MAX_DURATION: Duration = Duration::from_millis(MAX_TIME_MS / 2);
 
 fn check_duration(field: &'static str, value: Duration) -> Result<(), ConfigError> {
     if value.is_zero() || value > MAX_DURATION {
-        Err(out_of_range(field, value, "a duration above zero and below 17 years"))
+        Err(out_of_range(
+            field,
+            value,
+            "a duration above zero and below 17 years",
+        ))
     } else {
         Ok(())
     }
@@ -280,17 +295,29 @@ impl Config {
             }
         }
         if !(self.jitter.is_finite() && (0.0..1.0).contains(&self.jitter)) {
-            return Err(out_of_range("jitter", self.jitter, "a fraction from 0 up to (not including) 1"));
+            return Err(out_of_range(
+                "jitter",
+                self.jitter,
+                "a fraction from 0 up to (not including) 1",
+            ));
         }
         if !(1..=MAX_PROBES).contains(&self.half_open_probes) {
-            return Err(out_of_range("half_open_probes", self.half_open_probes, "1 to 1048575"));
+            return Err(out_of_range(
+                "half_open_probes",
+                self.half_open_probes,
+                "1 to 1048575",
+            ));
         }
         if let Some(max) = self.max_half_open {
             check_duration("max_half_open", max)?;
         }
         if let Some(stripes) = self.stripes {
             if !(stripes.is_power_of_two() && stripes <= 256) {
-                return Err(out_of_range("stripes", stripes, "a power of two from 1 to 256"));
+                return Err(out_of_range(
+                    "stripes",
+                    stripes,
+                    "a power of two from 1 to 256",
+                ));
             }
         }
         Ok(())
@@ -315,44 +342,80 @@ mod tests {
         };
         assert!(matches!(
             bad(|c| c.failure_rate = Some(f64::NAN)),
-            ConfigError::OutOfRange { field: "failure_rate", .. }
+            ConfigError::OutOfRange {
+                field: "failure_rate",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|c| c.failure_rate = Some(1.5)),
-            ConfigError::OutOfRange { field: "failure_rate", .. }
+            ConfigError::OutOfRange {
+                field: "failure_rate",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|c| c.minimum_calls = 0),
-            ConfigError::OutOfRange { field: "minimum_calls", .. }
+            ConfigError::OutOfRange {
+                field: "minimum_calls",
+                ..
+            }
         ));
         assert_eq!(bad(|c| c.failure_rate = None), ConfigError::NoTripRule);
         assert!(matches!(
-            bad(|c| c.window = WindowConfig::Time { size: Duration::from_millis(5), buckets: 10 }),
-            ConfigError::OutOfRange { field: "window.time.size", .. }
+            bad(|c| c.window = WindowConfig::Time {
+                size: Duration::from_millis(5),
+                buckets: 10
+            }),
+            ConfigError::OutOfRange {
+                field: "window.time.size",
+                ..
+            }
         ));
         assert_eq!(
             bad(|c| c.window = WindowConfig::Count { calls: 5 }),
-            ConfigError::WindowSmallerThanMinimum { window: 5, minimum_calls: 20 }
+            ConfigError::WindowSmallerThanMinimum {
+                window: 5,
+                minimum_calls: 20
+            }
         );
         assert!(matches!(
             bad(|c| c.open_duration = Duration::ZERO),
-            ConfigError::OutOfRange { field: "open_duration", .. }
+            ConfigError::OutOfRange {
+                field: "open_duration",
+                ..
+            }
         ));
         assert!(matches!(
-            bad(|c| c.backoff = Some(Backoff { multiplier: 0.5, max: Duration::from_secs(60) })),
-            ConfigError::OutOfRange { field: "backoff.multiplier", .. }
+            bad(|c| c.backoff = Some(Backoff {
+                multiplier: 0.5,
+                max: Duration::from_secs(60)
+            })),
+            ConfigError::OutOfRange {
+                field: "backoff.multiplier",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|c| c.jitter = 1.0),
-            ConfigError::OutOfRange { field: "jitter", .. }
+            ConfigError::OutOfRange {
+                field: "jitter",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|c| c.half_open_probes = 0),
-            ConfigError::OutOfRange { field: "half_open_probes", .. }
+            ConfigError::OutOfRange {
+                field: "half_open_probes",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|c| c.stripes = Some(3)),
-            ConfigError::OutOfRange { field: "stripes", .. }
+            ConfigError::OutOfRange {
+                field: "stripes",
+                ..
+            }
         ));
         let message = bad(|c| c.jitter = -0.1).to_string();
         assert!(message.contains("`jitter` is -0.1"), "{message}");

@@ -112,7 +112,9 @@ impl From<Rejected> for tonic::Status {
         let mut status = tonic::Status::unavailable(rejected.to_string());
         if let Some(after) = rejected.retry_after {
             if let Ok(value) = after.as_millis().to_string().parse() {
-                status.metadata_mut().insert("grpc-retry-pushback-ms", value);
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", value);
             }
         }
         status

@@ -124,6 +124,8 @@ impl<F, C, M> fmt::Debug for ResponseFuture<F, C, M> {
             Kind::Called { .. } => "called",
             Kind::Rejected { .. } => "rejected",
         };
-        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
     }
 }

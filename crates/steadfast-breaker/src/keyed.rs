@@ -20,10 +20,10 @@
 //! .unwrap();
 //!
 //! // The request is "host/path"; the key is the host.
-//! let host = |request: &&str| request.split('/').next().unwrap_or_default().to_owned();
+//! let host = |request: &&'static str| request.split('/').next().unwrap_or_default().to_owned();
 //! let service = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::keyed(registry.clone(), host))
-//!     .service(service_fn(|request: &str| async move {
+//!     .service(service_fn(|request: &'static str| async move {
 //!         if request.starts_with("bad") { Err("refused") } else { Ok("ok") }
 //!     }));
 //!
@@ -121,7 +121,9 @@ where
             .inner
             .breakers
             .get_with(key, || self.inner.template.renamed(name).build_validated());
-        self.inner.keys.set(self.inner.breakers.entry_count() as f64);
+        self.inner
+            .keys
+            .set(self.inner.breakers.entry_count() as f64);
         breaker
     }
 

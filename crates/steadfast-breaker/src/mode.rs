@@ -158,7 +158,10 @@ mod tests {
             Mode::<_, ()>::rejected(&Http, rejected).unwrap();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "2");
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["status"], 503);
         assert_eq!(body["state"], "open");

@@ -379,7 +379,12 @@ mod tests {
     }
 
     /// A plain model: every event kept in a list, totals by a scan.
-    fn model_time_totals(events: &[(u64, bool, bool)], now: u64, bucket: u64, buckets: u64) -> Totals {
+    fn model_time_totals(
+        events: &[(u64, bool, bool)],
+        now: u64,
+        bucket: u64,
+        buckets: u64,
+    ) -> Totals {
         let newest = now / bucket;
         let mut totals = Totals::default();
         for &(at, failure, slow) in events {

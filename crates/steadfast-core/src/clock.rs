@@ -83,7 +83,9 @@ impl Default for Clock {
 
 impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Clock").field("recent_ns", &self.recent()).finish()
+        f.debug_struct("Clock")
+            .field("recent_ns", &self.recent())
+            .finish()
     }
 }
 

@@ -26,13 +26,13 @@ mod clock;
 mod event;
 pub mod metrics;
 
-pub use classify::{classify_fn, AnyError, Classify, ClassifyFn, Outcome};
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use classify::GrpcCodes;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use classify::HttpStatus;
+pub use classify::{classify_fn, AnyError, Classify, ClassifyFn, Outcome};
 pub use clock::{Clock, MockClock};
 pub use event::Listener;
 

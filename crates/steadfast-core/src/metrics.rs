@@ -43,7 +43,13 @@ pub fn describe() {
         "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only."
     );
     describe_counter!(BREAKER_TRANSITIONS, "Circuit breaker state transitions.");
-    describe_counter!(BREAKER_REJECTED, "Calls refused by an open or half-open circuit breaker.");
-    describe_counter!(BREAKER_SLOW_CALLS, "Calls slower than the circuit breaker's slow-call threshold.");
+    describe_counter!(
+        BREAKER_REJECTED,
+        "Calls refused by an open or half-open circuit breaker."
+    );
+    describe_counter!(
+        BREAKER_SLOW_CALLS,
+        "Calls slower than the circuit breaker's slow-call threshold."
+    );
     describe_gauge!(BREAKER_KEYS, "Breakers alive in a keyed breaker registry.");
 }
