@@ -13,6 +13,7 @@
 //!
 //! The README follows.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 #![doc = include_str!("../README.md")]
 
 pub use steadfast_core as core;
@@ -23,11 +24,11 @@ pub use steadfast_breaker as breaker;
 
 /// The names most programs need, in one import.
 pub mod prelude {
-    pub use steadfast_core::{classify_fn, AnyError, Classify, Clock, Outcome};
     #[cfg(feature = "tonic")]
     pub use steadfast_core::GrpcCodes;
     #[cfg(feature = "http")]
     pub use steadfast_core::HttpStatus;
+    pub use steadfast_core::{classify_fn, AnyError, Classify, Clock, Outcome};
 
     #[cfg(feature = "breaker")]
     pub use steadfast_breaker::{

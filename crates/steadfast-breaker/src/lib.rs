@@ -66,6 +66,7 @@
 //! turns the per-call bucket division into a multiply, `moka` bounds keyed registries,
 //! `fastrand` draws jitter, `pin-project` builds the response future without a box.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 mod breaker;
 mod config;

@@ -20,6 +20,7 @@
 //! Why the dependencies: `quanta` gives a clock that costs one atomic load to read and a mock
 //! of it for tests; `metrics` is the facade every exporter plugs into.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod classify;
 mod clock;
