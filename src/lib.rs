@@ -22,6 +22,18 @@ pub use steadfast_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
 pub use steadfast_breaker as breaker;
 
+/// Guides, compiled and run as doc tests.
+#[cfg(all(feature = "breaker", feature = "http", feature = "tonic", feature = "serde"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "breaker", feature = "http", feature = "tonic", feature = "serde")))
+)]
+pub mod guides {
+    /// The circuit breaker guide.
+    #[doc = include_str!("../docs/breaker.md")]
+    pub mod breaker {}
+}
+
 /// The names most programs need, in one import.
 pub mod prelude {
     #[cfg(feature = "tonic")]
