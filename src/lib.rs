@@ -23,10 +23,20 @@ pub use steadfast_core as core;
 pub use steadfast_breaker as breaker;
 
 /// Guides, compiled and run as doc tests.
-#[cfg(all(feature = "breaker", feature = "http", feature = "tonic", feature = "serde"))]
+#[cfg(all(
+    feature = "breaker",
+    feature = "http",
+    feature = "tonic",
+    feature = "serde"
+))]
 #[cfg_attr(
     docsrs,
-    doc(cfg(all(feature = "breaker", feature = "http", feature = "tonic", feature = "serde")))
+    doc(cfg(all(
+        feature = "breaker",
+        feature = "http",
+        feature = "tonic",
+        feature = "serde"
+    )))
 )]
 pub mod guides {
     /// The circuit breaker guide.

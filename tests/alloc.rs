@@ -84,7 +84,12 @@ fn breaker(slow_calls: bool) -> CircuitBreaker {
     builder.build().unwrap()
 }
 
-fn inner() -> impl Service<bool, Response = (), Error = &'static str, Future = std::future::Ready<Result<(), &'static str>>> + Clone {
+fn inner() -> impl Service<
+    bool,
+    Response = (),
+    Error = &'static str,
+    Future = std::future::Ready<Result<(), &'static str>>,
+> + Clone {
     service_fn(|fail: bool| std::future::ready(if fail { Err("down") } else { Ok(()) }))
 }
 
@@ -106,7 +111,10 @@ fn closed_and_open_calls_allocate_nothing() {
 
         let (allocated, failed) = count_calls(&mut service, false, 100_000);
         assert_eq!(failed, 0);
-        assert_eq!(allocated, 0, "closed calls allocated (slow-call timing {slow_calls})");
+        assert_eq!(
+            allocated, 0,
+            "closed calls allocated (slow-call timing {slow_calls})"
+        );
 
         // Failures, and the rule checks they trigger, allocate nothing either.
         let (allocated, failed) = count_calls(&mut service, true, 40);

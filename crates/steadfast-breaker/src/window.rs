@@ -24,6 +24,9 @@ pub(crate) struct Totals {
 }
 
 /// A sliding window of outcomes, by time or by count.
+// One per breaker, inside its Arc: boxing the larger variant would only add a pointer chase to
+// every record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Window {
     Time(TimeWindow),
