@@ -6,7 +6,7 @@
 //!   ignored. Breakers count failures with it; later, SLIs count good events with it.
 //! - [`Clock`] is a cheap, coarse clock for hot paths, with a [`MockClock`] for tests.
 //! - [`Listener`] receives a middleware's events, and [`metrics`] names what is exported
-//!   through the [`metrics`](::metrics) facade.
+//!   through the `metrics` facade.
 //!
 //! ```
 //! use steadfast_core::{AnyError, Classify, Outcome};
@@ -17,8 +17,8 @@
 //! assert_eq!(AnyError.classify(err.as_ref()), Outcome::Failure);
 //! ```
 //!
-//! Why the dependencies: `quanta` gives a clock that costs one atomic load to read and a mock
-//! of it for tests; `metrics` is the facade every exporter plugs into.
+//! Why the dependencies: `quanta` reads the TSC, calibrated, for precise call timing; `metrics`
+//! is the facade every exporter plugs into.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 

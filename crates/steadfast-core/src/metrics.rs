@@ -1,4 +1,4 @@
-//! The names and labels Steadfast exports through the [`metrics`](::metrics) facade.
+//! The names and labels Steadfast exports through the [`metrics`] facade.
 //!
 //! Install a recorder (for example `metrics-exporter-prometheus`) **before** building layers:
 //! each middleware registers its handles once, when it is built, so that the hot path only
