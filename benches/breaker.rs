@@ -257,6 +257,12 @@ fn closed_call(c: &mut Criterion) {
         b.iter(|| black_box(call_once(&mut service, black_box(1))))
     });
 
+    // The same breaker made 'static: calls hold a plain reference, no reference count.
+    let mut service = steadfast_time_window().leak().static_layer().layer(echo());
+    group.bench_function("steadfast_static", |b| {
+        b.iter(|| black_box(call_once(&mut service, black_box(1))))
+    });
+
     let mut service = steadfast_slow_calls().layer().layer(echo());
     group.bench_function("steadfast_slow_call_tracking", |b| {
         b.iter(|| black_box(call_once(&mut service, black_box(1))))
@@ -340,6 +346,13 @@ fn open_rejection(c: &mut Criterion) {
     assert!(call_once(&mut service, 1).unwrap_err().is_rejected());
     group.bench_function("steadfast", |b| {
         b.iter(|| black_box(call_once(&mut service, black_box(1))))
+    });
+    let leaked = steadfast_trips_at_once().leak();
+    let mut static_service = leaked.static_layer().layer(flaky());
+    assert!(call_once(&mut static_service, FAIL).is_err());
+    assert_eq!(leaked.state(), State::Open);
+    group.bench_function("steadfast_static", |b| {
+        b.iter(|| black_box(call_once(&mut static_service, black_box(1))))
     });
     group.bench_function("steadfast_sync_permit", |b| {
         b.iter(|| black_box(breaker.try_acquire().map(|permit| permit.success())))
@@ -521,6 +534,20 @@ fn threads(c: &mut Criterion) {
     let service = steadfast_time_window().layer().layer(echo());
     for n in [1, 2] {
         group.bench_with_input(BenchmarkId::new("steadfast", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                parallel(n, iters, || {
+                    let mut service = service.clone();
+                    move || {
+                        black_box(call_once(&mut service, black_box(1))).expect("closed");
+                    }
+                })
+            })
+        });
+    }
+
+    let service = steadfast_time_window().leak().static_layer().layer(echo());
+    for n in [1, 2] {
+        group.bench_with_input(BenchmarkId::new("steadfast_static", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 parallel(n, iters, || {
                     let mut service = service.clone();

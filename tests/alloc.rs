@@ -131,6 +131,19 @@ fn closed_and_open_calls_allocate_nothing() {
 }
 
 #[test]
+fn static_layer_allocates_nothing() {
+    let breaker = breaker(false).leak();
+    let mut service = breaker.static_layer().layer(inner());
+    count_calls(&mut service, false, 1_000);
+    let (allocated, failed) = count_calls(&mut service, false, 100_000);
+    assert_eq!((allocated, failed), (0, 0));
+    count_calls(&mut service, true, 60);
+    assert_eq!(breaker.state(), State::Open);
+    let (allocated, rejected) = count_calls(&mut service, false, 100_000);
+    assert_eq!((allocated, rejected), (0, 100_000));
+}
+
+#[test]
 fn permit_api_allocates_nothing() {
     let breaker = breaker(false);
     for _ in 0..1_000 {

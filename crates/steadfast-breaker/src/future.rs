@@ -1,5 +1,6 @@
 //! The response future: no box, no allocation.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,52 +13,91 @@ use crate::breaker::Ticket;
 use crate::mode::Mode;
 use crate::{CircuitBreaker, Rejected};
 
-/// An admitted call's claim on the breaker; dropped unrecorded (the future was cancelled), it
-/// records nothing and frees a probe slot.
-pub(crate) struct OwnedPermit {
-    breaker: CircuitBreaker,
+/// Leave for one call, held by its future until the call ends; made by a
+/// [`BreakerProvider`](crate::BreakerProvider).
+///
+/// Dropped without an outcome (the future was cancelled), it records nothing and frees its
+/// probe slot.
+pub struct Admission<H: Borrow<CircuitBreaker>> {
+    handle: H,
     ticket: Ticket,
     armed: bool,
 }
 
-impl OwnedPermit {
-    pub(crate) fn new(breaker: CircuitBreaker, ticket: Ticket) -> Self {
-        Self {
-            breaker,
+impl<H: Borrow<CircuitBreaker>> Admission<H> {
+    /// Asks `handle`'s breaker for leave to call, keeping `handle` for the call's end.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the breaker refuses.
+    #[inline]
+    pub fn new(handle: H) -> Result<Self, Rejected> {
+        let ticket = handle.borrow().inner.acquire()?;
+        Ok(Self {
+            handle,
             ticket,
             armed: true,
-        }
+        })
     }
 
-    fn record(&mut self, outcome: Outcome) {
+    /// Asks `breaker` for leave to call, and only once admitted makes the handle to keep.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the breaker refuses.
+    #[inline]
+    pub fn borrowed(
+        breaker: &CircuitBreaker,
+        handle: impl FnOnce(&CircuitBreaker) -> H,
+    ) -> Result<Self, Rejected> {
+        let ticket = breaker.inner.acquire()?;
+        Ok(Self {
+            handle: handle(breaker),
+            ticket,
+            armed: true,
+        })
+    }
+
+    /// Records the call's outcome (once; later calls do nothing).
+    #[inline]
+    pub fn record(&mut self, outcome: Outcome) {
         if std::mem::take(&mut self.armed) {
-            self.breaker.inner.record(self.ticket, outcome);
+            self.handle.borrow().inner.record(self.ticket, outcome);
         }
     }
 }
 
-impl Drop for OwnedPermit {
+impl<H: Borrow<CircuitBreaker>> Drop for Admission<H> {
     fn drop(&mut self) {
         if self.armed {
-            self.breaker.inner.release(self.ticket);
+            self.handle.borrow().inner.release(self.ticket);
         }
+    }
+}
+
+impl<H: Borrow<CircuitBreaker>> fmt::Debug for Admission<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("breaker", &self.handle.borrow().name())
+            .field("ticket", &self.ticket)
+            .finish()
     }
 }
 
 /// The future of [`CircuitBreakerService`](crate::CircuitBreakerService).
 #[pin_project]
-pub struct ResponseFuture<F, C, M> {
+pub struct ResponseFuture<F, C, M, H: Borrow<CircuitBreaker> = CircuitBreaker> {
     #[pin]
-    kind: Kind<F, C>,
+    kind: Kind<F, C, H>,
     mode: M,
 }
 
 #[pin_project(project = KindProj)]
-enum Kind<F, C> {
+enum Kind<F, C, H: Borrow<CircuitBreaker>> {
     Called {
         #[pin]
         future: F,
-        permit: OwnedPermit,
+        permit: Admission<H>,
         classifier: C,
     },
     Rejected {
@@ -65,8 +105,8 @@ enum Kind<F, C> {
     },
 }
 
-impl<F, C, M> ResponseFuture<F, C, M> {
-    pub(crate) fn called(future: F, permit: OwnedPermit, classifier: C, mode: M) -> Self {
+impl<F, C, M, H: Borrow<CircuitBreaker>> ResponseFuture<F, C, M, H> {
+    pub(crate) fn called(future: F, permit: Admission<H>, classifier: C, mode: M) -> Self {
         Self {
             kind: Kind::Called {
                 future,
@@ -87,8 +127,9 @@ impl<F, C, M> ResponseFuture<F, C, M> {
     }
 }
 
-impl<F, C, M, Res, E> Future for ResponseFuture<F, C, M>
+impl<F, C, M, H, Res, E> Future for ResponseFuture<F, C, M, H>
 where
+    H: Borrow<CircuitBreaker>,
     F: Future<Output = Result<Res, E>>,
     C: Classify<Res, E>,
     M: Mode<Res, E>,
@@ -118,7 +159,7 @@ where
     }
 }
 
-impl<F, C, M> fmt::Debug for ResponseFuture<F, C, M> {
+impl<F, C, M, H: Borrow<CircuitBreaker>> fmt::Debug for ResponseFuture<F, C, M, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Called { .. } => "called",

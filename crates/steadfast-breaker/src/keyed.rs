@@ -46,9 +46,10 @@ use steadfast_core::metrics::{BREAKER_KEYS, LABEL_BREAKER};
 use steadfast_core::AnyError;
 
 use crate::breaker::Builder;
+use crate::future::Admission;
 use crate::mode::Typed;
 use crate::service::BreakerProvider;
-use crate::{CircuitBreaker, CircuitBreakerLayer, ConfigError, Snapshot};
+use crate::{CircuitBreaker, CircuitBreakerLayer, ConfigError, Rejected, Snapshot};
 
 /// A bounded map from keys to breakers, all built from one template.
 ///
@@ -189,8 +190,10 @@ where
     K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
     X: Fn(&Req) -> K + Clone,
 {
-    fn with_breaker<R>(&self, request: &Req, f: impl FnOnce(&CircuitBreaker) -> R) -> R {
-        f(&self.registry.get((self.extractor)(request)))
+    type Handle = CircuitBreaker;
+
+    fn admit(&self, request: &Req) -> Result<Admission<CircuitBreaker>, Rejected> {
+        Admission::new(self.registry.get((self.extractor)(request)))
     }
 }
 

@@ -33,6 +33,20 @@ impl CircuitBreakerLayer {
     }
 }
 
+impl CircuitBreakerLayer<AnyError, Typed, &'static CircuitBreaker> {
+    /// A layer over a breaker that lives for the rest of the process (see
+    /// [`CircuitBreaker::leak`]): its calls hold a plain reference, so the hot path touches no
+    /// reference count and threads do not contend on one.
+    #[must_use]
+    pub const fn from_static(breaker: &'static CircuitBreaker) -> Self {
+        Self {
+            provider: breaker,
+            classifier: AnyError,
+            mode: Typed,
+        }
+    }
+}
+
 impl<C, M, P> CircuitBreakerLayer<C, M, P> {
     /// Classifies results with `classifier` instead.
     pub fn classify<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, M, P> {

@@ -84,7 +84,7 @@ pub use breaker::{Builder, CircuitBreaker, Permit, Snapshot};
 pub use config::{Backoff, Config, ConfigError, SlowCalls, WindowConfig};
 pub use error::{Error, Rejected};
 pub use event::{BreakerListener, Event, EventKind};
-pub use future::ResponseFuture;
+pub use future::{Admission, ResponseFuture};
 pub use keyed::{BreakerRegistry, KeyedCircuitBreakerLayer};
 pub use layer::CircuitBreakerLayer;
 pub use service::{BreakerProvider, CircuitBreakerService};

@@ -1,23 +1,44 @@
+use std::borrow::Borrow;
 use std::fmt;
 use std::task::{Context, Poll};
 
 use steadfast_core::Classify;
 use tower_service::Service;
 
-use crate::future::{OwnedPermit, ResponseFuture};
+use crate::future::{Admission, ResponseFuture};
 use crate::mode::Mode;
-use crate::CircuitBreaker;
+use crate::{CircuitBreaker, Rejected};
 
 /// Provides the breaker a request goes through: one breaker for all, or one per key.
 pub trait BreakerProvider<Req>: Clone {
-    /// Runs `f` with the breaker for `request`.
-    fn with_breaker<R>(&self, request: &Req, f: impl FnOnce(&CircuitBreaker) -> R) -> R;
+    /// What an admitted call holds on to until it ends: a [`CircuitBreaker`] (a counted
+    /// reference) or a `&'static CircuitBreaker` (no count to touch).
+    type Handle: Borrow<CircuitBreaker>;
+
+    /// Asks the breaker for `request` for leave to call.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when that breaker refuses.
+    fn admit(&self, request: &Req) -> Result<Admission<Self::Handle>, Rejected>;
 }
 
 impl<Req> BreakerProvider<Req> for CircuitBreaker {
+    type Handle = CircuitBreaker;
+
     #[inline]
-    fn with_breaker<R>(&self, _request: &Req, f: impl FnOnce(&CircuitBreaker) -> R) -> R {
-        f(self)
+    fn admit(&self, _request: &Req) -> Result<Admission<CircuitBreaker>, Rejected> {
+        // The reference is counted only once the call is admitted: refusals touch no count.
+        Admission::borrowed(self, CircuitBreaker::clone)
+    }
+}
+
+impl<Req> BreakerProvider<Req> for &'static CircuitBreaker {
+    type Handle = &'static CircuitBreaker;
+
+    #[inline]
+    fn admit(&self, _request: &Req) -> Result<Admission<&'static CircuitBreaker>, Rejected> {
+        Admission::new(*self)
     }
 }
 
@@ -64,7 +85,7 @@ where
 {
     type Response = S::Response;
     type Error = M::Error;
-    type Future = ResponseFuture<S::Future, C, M>;
+    type Future = ResponseFuture<S::Future, C, M, P::Handle>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -75,13 +96,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let admitted = self.provider.with_breaker(&request, |breaker| {
-            breaker
-                .inner
-                .acquire()
-                .map(|ticket| OwnedPermit::new(breaker.clone(), ticket))
-        });
-        match admitted {
+        match self.provider.admit(&request) {
             Ok(permit) => ResponseFuture::called(
                 self.inner.call(request),
                 permit,

@@ -7,7 +7,9 @@
 //! when a rule needs them, which is when a failure or a slow call is recorded, so their cost
 //! depends on the window's shape, never on how many calls it holds.
 //!
-//! The count window keeps the last N outcomes in a ring with running totals.
+//! The count window keeps the last N outcomes in a ring with running totals. "The last N" is a
+//! global order, so every call writes the ring's shared head: count windows serialize calls on
+//! one cache line and do not scale across cores the way time windows do.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -87,15 +89,15 @@ pub(crate) fn default_stripes() -> usize {
 const NEVER: u64 = 0;
 /// A bucket being reset by one writer; others wait the few instructions it takes.
 const RESETTING: u64 = u64::MAX;
-const FAILURE_ONE: u64 = 1 << 32;
-const LOW_32: u64 = (1 << 32) - 1;
 const BUCKETS_PER_LINE: usize = 4;
 
 #[derive(Debug, Default)]
 struct Bucket {
     epoch: AtomicU64,
-    /// Calls in the low 32 bits, failures in the high 32: one add records either.
-    counts: AtomicU64,
+    calls: AtomicU64,
+    /// Failures and slow calls have words of their own, touched only when they happen: a
+    /// success is one add, and no count can overflow into another.
+    failures: AtomicU64,
     slow: AtomicU64,
 }
 
@@ -148,9 +150,10 @@ impl TimeWindow {
         if bucket.epoch.load(Ordering::Acquire) != epoch && !Self::advance(bucket, epoch) {
             return;
         }
-        bucket
-            .counts
-            .fetch_add(1 + u64::from(failure) * FAILURE_ONE, Ordering::Relaxed);
+        bucket.calls.fetch_add(1, Ordering::Relaxed);
+        if failure {
+            bucket.failures.fetch_add(1, Ordering::Relaxed);
+        }
         if slow {
             bucket.slow.fetch_add(1, Ordering::Relaxed);
         }
@@ -183,7 +186,8 @@ impl TimeWindow {
                 .compare_exchange(current, RESETTING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                bucket.counts.store(0, Ordering::Relaxed);
+                bucket.calls.store(0, Ordering::Relaxed);
+                bucket.failures.store(0, Ordering::Relaxed);
                 bucket.slow.store(0, Ordering::Relaxed);
                 bucket.epoch.store(epoch, Ordering::Release);
                 return true;
@@ -201,9 +205,8 @@ impl TimeWindow {
                 if epoch < oldest || epoch > newest {
                     continue;
                 }
-                let counts = bucket.counts.load(Ordering::Relaxed);
-                totals.calls += counts & LOW_32;
-                totals.failures += counts >> 32;
+                totals.calls += bucket.calls.load(Ordering::Relaxed);
+                totals.failures += bucket.failures.load(Ordering::Relaxed);
                 totals.slow += bucket.slow.load(Ordering::Relaxed);
             }
         }
@@ -214,7 +217,8 @@ impl TimeWindow {
         for line in self.lines.iter() {
             for bucket in line.iter() {
                 bucket.epoch.store(NEVER, Ordering::Release);
-                bucket.counts.store(0, Ordering::Relaxed);
+                bucket.calls.store(0, Ordering::Relaxed);
+                bucket.failures.store(0, Ordering::Relaxed);
                 bucket.slow.store(0, Ordering::Relaxed);
             }
         }
