@@ -45,6 +45,14 @@ pub mod guides {
 }
 
 /// The names most programs need, in one import.
+///
+/// ```
+/// use steadfast::prelude::*;
+///
+/// let breaker = CircuitBreaker::builder("inventory").build().unwrap();
+/// assert_eq!(breaker.state(), State::Closed);
+/// assert_eq!(AnyError.classify(Err::<&(), _>(&"down")), Outcome::Failure);
+/// ```
 pub mod prelude {
     #[cfg(feature = "tonic")]
     pub use steadfast_core::GrpcCodes;

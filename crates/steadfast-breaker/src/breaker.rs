@@ -155,6 +155,10 @@ pub struct Snapshot {
 #[must_use]
 pub struct Builder {
     name: String,
+    /// The `breaker` label of the metrics, when it differs from the name: keyed breakers all
+    /// report under their template's name, so that keys chosen by callers cannot grow the
+    /// number of metric series without bound.
+    metric_label: Option<String>,
     config: Config,
     clock: Option<Clock>,
     listener: Option<Arc<BreakerListener>>,
@@ -344,7 +348,7 @@ impl Builder {
             probe_limit: config.half_open_probes,
             max_half_open_ms: config.max_half_open.map(|d| d.as_millis() as u64),
             clock: self.clock.unwrap_or_default(),
-            metrics: Metrics::register(&name),
+            metrics: Metrics::register(self.metric_label.unwrap_or_else(|| name.to_string())),
             name,
             listener: self.listener,
         };
@@ -353,8 +357,10 @@ impl Builder {
         }
     }
 
-    pub(crate) fn renamed(&self, name: String) -> Self {
+    /// The builder of one keyed breaker: its own name, the template's metric label.
+    pub(crate) fn for_key(&self, name: String) -> Self {
         Self {
+            metric_label: Some(self.name.clone()),
             name,
             ..self.clone()
         }
@@ -368,6 +374,7 @@ impl CircuitBreaker {
     pub fn builder(name: impl Into<String>) -> Builder {
         Builder {
             name: name.into(),
+            metric_label: None,
             config: Config::default(),
             clock: None,
             listener: None,
@@ -824,7 +831,7 @@ impl Inner {
     }
 
     fn announce(&self, from: State, to: State) {
-        self.metrics.transition(&self.name, from, to);
+        self.metrics.transition(from, to);
         if let Some(listener) = &self.listener {
             listener.on_event(&Event {
                 breaker: &self.name,

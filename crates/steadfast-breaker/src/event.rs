@@ -66,18 +66,19 @@ pub type BreakerListener = dyn for<'a> Listener<Event<'a>>;
 /// Metric handles, registered once when the breaker is built so that the hot path never
 /// hashes a name.
 pub(crate) struct Metrics {
+    label: String,
     state: Gauge,
     rejected: Counter,
     slow: Counter,
 }
 
 impl Metrics {
-    pub(crate) fn register(name: &str) -> Self {
-        let label = name.to_owned();
+    pub(crate) fn register(label: String) -> Self {
         let metrics = Self {
             state: metrics::gauge!(BREAKER_STATE, LABEL_BREAKER => label.clone()),
             rejected: metrics::counter!(BREAKER_REJECTED, LABEL_BREAKER => label.clone()),
-            slow: metrics::counter!(BREAKER_SLOW_CALLS, LABEL_BREAKER => label),
+            slow: metrics::counter!(BREAKER_SLOW_CALLS, LABEL_BREAKER => label.clone()),
+            label,
         };
         metrics.state.set(f64::from(State::Closed.as_code()));
         metrics
@@ -92,11 +93,11 @@ impl Metrics {
         self.slow.increment(1);
     }
 
-    pub(crate) fn transition(&self, name: &str, from: State, to: State) {
+    pub(crate) fn transition(&self, from: State, to: State) {
         self.state.set(f64::from(to.as_code()));
         metrics::counter!(
             BREAKER_TRANSITIONS,
-            LABEL_BREAKER => name.to_owned(),
+            LABEL_BREAKER => self.label.clone(),
             LABEL_FROM => from.as_str(),
             LABEL_TO => to.as_str()
         )

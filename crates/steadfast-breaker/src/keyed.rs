@@ -53,7 +53,9 @@ use crate::{CircuitBreaker, CircuitBreakerLayer, ConfigError, Rejected, Snapshot
 
 /// A bounded map from keys to breakers, all built from one template.
 ///
-/// Cheap to clone; clones share the map. Each key's breaker is named `"{template}/{key}"`.
+/// Cheap to clone; clones share the map. Each key's breaker is named `"{template}/{key}"` in
+/// events and snapshots, but reports its metrics under the template's name: metric series must
+/// not multiply with keys that callers choose.
 pub struct BreakerRegistry<K> {
     inner: Arc<RegistryInner<K>>,
 }
@@ -121,7 +123,7 @@ where
         let breaker = self
             .inner
             .breakers
-            .get_with(key, || self.inner.template.renamed(name).build_validated());
+            .get_with(key, || self.inner.template.for_key(name).build_validated());
         self.inner
             .keys
             .set(self.inner.breakers.entry_count() as f64);

@@ -55,6 +55,11 @@
 //! refreshed every millisecond. Rules are checked when a failure or a slow call is recorded,
 //! at a cost set by the window's shape, not by its traffic. `BENCHMARKS.md` has the numbers.
 //!
+//! A breaker that lives for the whole process (one per dependency, built at startup) can be
+//! made `'static` with [`CircuitBreaker::leak`]; its [`static_layer`](CircuitBreaker::static_layer)
+//! then holds a plain reference per call instead of a counted one, so concurrent calls write
+//! no shared reference count. The plain [`CircuitBreaker::layer`] clones an `Arc` per call.
+//!
 //! # Semantics worth knowing
 //!
 //! - Rules are evaluated when a failure or slow call is recorded: a success never trips.

@@ -6,6 +6,25 @@
 //! - `Http` (feature `http`): a `503` `application/problem+json` response with `Retry-After`;
 //!   the service keeps the inner error type, so an axum route stays `Infallible`.
 //! - `Grpc` (feature `tonic`): errors are `tonic::Status`, a refusal is `UNAVAILABLE`.
+//!
+//! ```
+//! use steadfast_breaker::{CircuitBreaker, Rejected, State};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let breaker = CircuitBreaker::builder("ledger").build().unwrap();
+//! breaker.force_open();
+//!
+//! // Boxed errors stack with tower layers that box, such as `tower::timeout`.
+//! let service = ServiceBuilder::new()
+//!     .layer(breaker.layer().boxed_errors())
+//!     .service(service_fn(|()| async { Ok::<_, std::io::Error>(()) }));
+//! let error = service.oneshot(()).await.unwrap_err();
+//! let rejected = error.downcast_ref::<Rejected>().expect("refused by the breaker");
+//! assert_eq!(rejected.state(), State::ForcedOpen);
+//! # }
+//! ```
 
 use steadfast_core::BoxError;
 

@@ -12,6 +12,11 @@
 //! | `steadfast_breaker_slow_calls_total` | counter | `breaker` | calls slower than the slow-call threshold |
 //! | `steadfast_breaker_keys` | gauge | `breaker` | breakers alive in a keyed registry |
 //!
+//! The breakers of a keyed registry all report under the registry's name, never under their
+//! keys: keys come from requests, and metric series must not multiply with them. Their state
+//! gauge therefore shows the last transition of any key; per-key states are in the registry's
+//! snapshots.
+//!
 //! ```
 //! steadfast_core::metrics::describe();
 //! assert_eq!(steadfast_core::metrics::BREAKER_STATE, "steadfast_breaker_state");
