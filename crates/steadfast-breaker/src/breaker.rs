@@ -10,7 +10,7 @@ use steadfast_core::{Classify, Clock, Outcome};
 
 use crate::config::{Config, ConfigError, WindowConfig};
 use crate::event::{BreakerListener, Event, EventKind, Metrics};
-use crate::state::{Probes, StateCell, Word};
+use crate::state::{Probes, StateCell, Word, GEN_BITS, GEN_MASK};
 use crate::window::{default_stripes, CountWindow, TimeWindow, Totals, Window};
 use crate::{Error, Rejected, State};
 
@@ -104,15 +104,64 @@ impl OpenPolicy {
     }
 }
 
-/// What a call was admitted as, carried from admission to recording.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ticket {
-    kind: TicketKind,
-    generation: u32,
-    start_ns: u64,
+/// What a call was admitted as, carried from admission to recording, in one word:
+/// `[start: 41][generation: 21][kind: 2]`, the start in units of 1024 ns.
+///
+/// One word moves in a register; a struct of mixed-width fields was written to the stack field
+/// by field and read back whole, which stalls store forwarding on every call.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket(u64);
+
+const KIND_BITS: u32 = 2;
+const START_SHIFT: u32 = KIND_BITS + GEN_BITS;
+/// Call times are kept in units of 2^10 ns, about a microsecond: 41 bits of them wrap after
+/// 26 days, far beyond any call worth timing.
+const TIME_UNIT_SHIFT: u32 = 10;
+const START_MASK: u64 = (1 << (64 - START_SHIFT)) - 1;
+
+impl Ticket {
+    #[inline]
+    fn new(kind: TicketKind, generation: u32, start_ns: u64) -> Self {
+        Self(
+            kind as u64
+                | (u64::from(generation) & GEN_MASK) << KIND_BITS
+                | ((start_ns >> TIME_UNIT_SHIFT) & START_MASK) << START_SHIFT,
+        )
+    }
+
+    #[inline]
+    fn kind(self) -> TicketKind {
+        match self.0 & ((1 << KIND_BITS) - 1) {
+            0 => TicketKind::Counted,
+            1 => TicketKind::Probe,
+            _ => TicketKind::Untracked,
+        }
+    }
+
+    #[inline]
+    fn generation(self) -> u32 {
+        ((self.0 >> KIND_BITS) & GEN_MASK) as u32
+    }
+
+    /// Time units from the call's start to `now_ns`, modulo the 41-bit range.
+    #[inline]
+    fn elapsed_units(self, now_ns: u64) -> u64 {
+        let now = (now_ns >> TIME_UNIT_SHIFT) & START_MASK;
+        now.wrapping_sub(self.0 >> START_SHIFT) & START_MASK
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("kind", &self.kind())
+            .field("generation", &self.generation())
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum TicketKind {
     /// Closed or metrics-only: the outcome goes into the window.
     Counted,
@@ -537,23 +586,27 @@ pub struct Permit<'a> {
 
 impl Permit<'_> {
     /// Records the call's outcome.
+    #[inline]
     pub fn record(mut self, outcome: Outcome) {
         self.armed = false;
         self.inner.record(self.ticket, outcome);
     }
 
     /// Records a success.
+    #[inline]
     pub fn success(self) {
         self.record(Outcome::Success);
     }
 
     /// Records a failure.
+    #[inline]
     pub fn failure(self) {
         self.record(Outcome::Failure);
     }
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.armed {
             self.inner.release(self.ticket);
@@ -600,11 +653,11 @@ impl Inner {
     pub(crate) fn acquire(&self) -> Result<Ticket, Rejected> {
         let word = self.state.load();
         if word.is_closed() {
-            return Ok(Ticket {
-                kind: TicketKind::Counted,
-                generation: word.generation(),
-                start_ns: self.start_time(),
-            });
+            return Ok(Ticket::new(
+                TicketKind::Counted,
+                word.generation(),
+                self.start_time(),
+            ));
         }
         self.acquire_other(word)
     }
@@ -612,11 +665,7 @@ impl Inner {
     #[inline(never)]
     fn acquire_other(&self, mut word: Word) -> Result<Ticket, Rejected> {
         loop {
-            let ticket = |kind| Ticket {
-                kind,
-                generation: word.generation(),
-                start_ns: self.start_time(),
-            };
+            let ticket = |kind| Ticket::new(kind, word.generation(), self.start_time());
             match word.state() {
                 State::Closed | State::MetricsOnly => return Ok(ticket(TicketKind::Counted)),
                 State::Disabled => return Ok(ticket(TicketKind::Untracked)),
@@ -666,17 +715,19 @@ impl Inner {
         Rejected { state, retry_after }
     }
 
-    /// Whether a call that started at `ticket.start_ns` was slow; reads the clock only when
-    /// slow-call timing is on.
+    /// Whether the call of `ticket` was slow; reads the clock only when slow-call timing is on.
     #[inline]
     fn is_slow(&self, ticket: Ticket) -> bool {
         let Some(threshold) = self.rules.slow_threshold_ns else {
             return false;
         };
-        let elapsed = self.call_time().saturating_sub(ticket.start_ns);
-        if elapsed < threshold {
+        // Compared in whole units: a call at the threshold is slow wherever its start fell
+        // within a unit.
+        let units = ticket.elapsed_units(self.call_time());
+        if units < threshold >> TIME_UNIT_SHIFT {
             return false;
         }
+        let elapsed = units << TIME_UNIT_SHIFT;
         self.metrics.slow_call();
         if let Some(listener) = &self.listener {
             listener.on_event(&Event {
@@ -691,7 +742,7 @@ impl Inner {
 
     #[inline]
     pub(crate) fn record(&self, ticket: Ticket, outcome: Outcome) {
-        match ticket.kind {
+        match ticket.kind() {
             TicketKind::Counted => self.record_counted(ticket, outcome),
             TicketKind::Probe => self.record_probe(ticket, outcome),
             TicketKind::Untracked => {}
@@ -700,8 +751,8 @@ impl Inner {
 
     /// A call that ended without an outcome (dropped, cancelled): frees its probe slot.
     pub(crate) fn release(&self, ticket: Ticket) {
-        if ticket.kind == TicketKind::Probe {
-            self.probes.release(ticket.generation);
+        if ticket.kind() == TicketKind::Probe {
+            self.probes.release(ticket.generation());
         }
     }
 
@@ -712,7 +763,7 @@ impl Inner {
         }
         let slow = self.is_slow(ticket);
         let word = self.state.load();
-        if word.generation() != ticket.generation {
+        if word.generation() != ticket.generation() {
             // Admitted before a transition: its outcome belongs to a period that is over.
             return;
         }
@@ -789,11 +840,11 @@ impl Inner {
     fn record_probe(&self, ticket: Ticket, outcome: Outcome) {
         let slow = outcome != Outcome::Ignored && self.is_slow(ticket);
         let word = self.state.load();
-        if word.state() != State::HalfOpen || word.generation() != ticket.generation {
+        if word.state() != State::HalfOpen || word.generation() != ticket.generation() {
             return;
         }
         match outcome {
-            Outcome::Ignored => self.probes.release(ticket.generation),
+            Outcome::Ignored => self.probes.release(ticket.generation()),
             Outcome::Failure => {
                 self.open(word);
             }
@@ -801,7 +852,7 @@ impl Inner {
                 self.open(word);
             }
             Outcome::Success => {
-                if self.probes.succeed(ticket.generation) >= self.probe_limit {
+                if self.probes.succeed(ticket.generation()) >= self.probe_limit {
                     // Nothing records into the window while half-open, so it can be cleared
                     // before the breaker closes.
                     self.window.reset();

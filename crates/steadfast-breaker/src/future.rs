@@ -68,6 +68,7 @@ impl<H: Borrow<CircuitBreaker>> Admission<H> {
 }
 
 impl<H: Borrow<CircuitBreaker>> Drop for Admission<H> {
+    #[inline]
     fn drop(&mut self) {
         if self.armed {
             self.handle.borrow().inner.release(self.ticket);

@@ -75,9 +75,9 @@ impl fmt::Display for State {
 }
 
 const STATE_BITS: u32 = 3;
-const GEN_BITS: u32 = 21;
+pub(crate) const GEN_BITS: u32 = 21;
 const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
-const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+pub(crate) const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
 const TIME_SHIFT: u32 = STATE_BITS + GEN_BITS;
 /// Times are milliseconds since the clock's origin, in 40 bits: about 34 years.
 pub(crate) const MAX_TIME_MS: u64 = (1 << (64 - TIME_SHIFT)) - 1;
