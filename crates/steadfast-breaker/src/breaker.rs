@@ -712,7 +712,7 @@ impl Inner {
                 kind: EventKind::Rejected { state },
             });
         }
-        Rejected { state, retry_after }
+        Rejected::new(state, retry_after)
     }
 
     /// Whether the call of `ticket` was slow; reads the clock only when slow-call timing is on.

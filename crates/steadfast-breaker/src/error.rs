@@ -7,37 +7,68 @@ use crate::State;
 
 /// A call the breaker refused without calling the inner service.
 ///
-/// It is small and `Copy`: building one allocates nothing, so refusing stays cheap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// It is one word and `Copy`: building one allocates nothing, and it comes back from
+/// admission in registers, so refusing stays cheaper than calling.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
-    pub(crate) state: State,
-    pub(crate) retry_after: Option<Duration>,
+    /// `[retry-after in ms, plus one; 0 for unknown: 61][state: 3]`.
+    packed: u64,
 }
 
+const STATE_BITS: u32 = 3;
+const MAX_RETRY_MS: u64 = (1 << (64 - STATE_BITS)) - 2;
+
 impl Rejected {
-    /// The state the breaker was in: open, half-open (all probe slots taken) or forced open.
-    #[must_use]
-    pub const fn state(&self) -> State {
-        self.state
+    /// A refusal in `state`; `retry_after` is kept to the millisecond.
+    #[inline]
+    pub(crate) fn new(state: State, retry_after: Option<Duration>) -> Self {
+        let wait = match retry_after {
+            Some(after) => {
+                u64::try_from(after.as_millis()).map_or(MAX_RETRY_MS, |ms| ms.min(MAX_RETRY_MS)) + 1
+            }
+            None => 0,
+        };
+        Self {
+            packed: u64::from(state.as_code()) | wait << STATE_BITS,
+        }
     }
 
-    /// How long until the breaker lets a probe through, when that is known (open, not forced).
+    /// The state the breaker was in: open, half-open (all probe slots taken) or forced open.
+    #[must_use]
+    pub fn state(&self) -> State {
+        State::from_code((self.packed & ((1 << STATE_BITS) - 1)) as u8)
+    }
+
+    /// How long until the breaker lets a probe through, when that is known (open, not forced),
+    /// to the millisecond.
     #[must_use]
     pub const fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        match self.packed >> STATE_BITS {
+            0 => None,
+            wait => Some(Duration::from_millis(wait - 1)),
+        }
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("state", &self.state())
+            .field("retry_after", &self.retry_after())
+            .finish()
     }
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state {
+        match self.state() {
             State::HalfOpen => {
                 f.write_str("circuit breaker is half-open and its probe slots are taken")?
             }
             State::ForcedOpen => f.write_str("circuit breaker is forced open")?,
             _ => f.write_str("circuit breaker is open")?,
         }
-        if let Some(after) = self.retry_after {
+        if let Some(after) = self.retry_after() {
             write!(f, "; retry in {:.3}s", after.as_secs_f64())?;
         }
         Ok(())
@@ -110,7 +141,7 @@ impl From<Rejected> for tonic::Status {
     /// retry policies honour.
     fn from(rejected: Rejected) -> Self {
         let mut status = tonic::Status::unavailable(rejected.to_string());
-        if let Some(after) = rejected.retry_after {
+        if let Some(after) = rejected.retry_after() {
             if let Ok(value) = after.as_millis().to_string().parse() {
                 status
                     .metadata_mut()
@@ -139,10 +170,17 @@ mod tests {
 
     #[test]
     fn messages_say_what_happened() {
-        let open = Rejected {
-            state: State::Open,
-            retry_after: Some(Duration::from_millis(1500)),
-        };
+        let open = Rejected::new(State::Open, Some(Duration::from_millis(1500)));
+        assert_eq!(open.state(), State::Open);
+        assert_eq!(open.retry_after(), Some(Duration::from_millis(1500)));
+        let forced = Rejected::new(State::ForcedOpen, None);
+        assert_eq!(forced.state(), State::ForcedOpen);
+        assert_eq!(forced.retry_after(), None);
+        let zero = Rejected::new(State::Open, Some(Duration::ZERO));
+        assert_eq!(zero.retry_after(), Some(Duration::ZERO));
+        let huge = Rejected::new(State::Open, Some(Duration::MAX));
+        assert_eq!(huge.state(), State::Open);
+        assert!(huge.retry_after().is_some());
         assert_eq!(open.to_string(), "circuit breaker is open; retry in 1.500s");
         let error: Error<std::io::Error> = open.into();
         assert!(error.is_rejected());
@@ -155,11 +193,7 @@ mod tests {
     #[cfg(feature = "tonic")]
     #[test]
     fn converts_to_unavailable() {
-        let status: tonic::Status = Rejected {
-            state: State::Open,
-            retry_after: Some(Duration::from_secs(2)),
-        }
-        .into();
+        let status: tonic::Status = Rejected::new(State::Open, Some(Duration::from_secs(2))).into();
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert_eq!(
             status.metadata().get("grpc-retry-pushback-ms").unwrap(),

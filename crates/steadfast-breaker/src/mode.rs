@@ -169,10 +169,7 @@ mod tests {
 
     #[test]
     fn problem_json_with_retry_after() {
-        let rejected = Rejected {
-            state: State::Open,
-            retry_after: Some(Duration::from_millis(1200)),
-        };
+        let rejected = Rejected::new(State::Open, Some(Duration::from_millis(1200)));
         let response: http::Response<bytes::Bytes> =
             Mode::<_, ()>::rejected(&Http, rejected).unwrap();
         assert_eq!(response.status(), 503);

@@ -55,6 +55,14 @@ impl State {
         }
     }
 
+    /// The state whose [`State::as_code`] is `code`; codes out of range read as closed.
+    pub(crate) fn from_code(code: u8) -> State {
+        State::ALL
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or(State::Closed)
+    }
+
     /// The number the `steadfast_breaker_state` gauge reports for this state.
     #[must_use]
     pub const fn as_code(self) -> u8 {
