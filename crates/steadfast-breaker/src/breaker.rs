@@ -10,7 +10,7 @@ use steadfast_core::{Classify, Clock, Outcome};
 
 use crate::config::{Config, ConfigError, WindowConfig};
 use crate::event::{BreakerListener, Event, EventKind, Metrics};
-use crate::state::{Probes, StateCell, Word, GEN_BITS, GEN_MASK};
+use crate::state::{ms_until, Probes, StateCell, Word, GEN_BITS, GEN_MASK, MAX_TIME_MS};
 use crate::window::{default_stripes, CountWindow, TimeWindow, Totals, Window};
 use crate::{Error, Rejected, State};
 
@@ -397,7 +397,10 @@ impl Builder {
             probe_limit: config.half_open_probes,
             max_half_open_ms: config.max_half_open.map(|d| d.as_millis() as u64),
             clock: self.clock.unwrap_or_default(),
-            metrics: Metrics::register(self.metric_label.unwrap_or_else(|| name.to_string())),
+            metrics: match self.metric_label {
+                Some(label) => Metrics::register(label, true),
+                None => Metrics::register(name.to_string(), false),
+            },
             name,
             listener: self.listener,
         };
@@ -672,12 +675,13 @@ impl Inner {
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
                 State::Open => {
                     let now = self.now_ms();
-                    let until = word.time_ms();
-                    if now < until {
-                        let wait = Duration::from_millis(until - now);
-                        return Err(self.reject(State::Open, Some(wait)));
+                    if let Some(wait) = ms_until(word.time_ms(), now) {
+                        return Err(self.reject(State::Open, Some(Duration::from_millis(wait))));
                     }
-                    let deadline = self.max_half_open_ms.map_or(0, |max| now + max.max(1));
+                    // Zero means "no deadline", so a deadline that wraps to zero moves by 1 ms.
+                    let deadline = self
+                        .max_half_open_ms
+                        .map_or(0, |max| ((now + max.max(1)) & MAX_TIME_MS).max(1));
                     let next = word.next(State::HalfOpen, deadline);
                     if self.state.transition(word, next) {
                         self.announce(State::Open, State::HalfOpen);
@@ -688,13 +692,18 @@ impl Inner {
                 }
                 State::HalfOpen => {
                     let deadline = word.time_ms();
-                    if deadline != 0 && self.now_ms() >= deadline {
+                    if deadline != 0 && ms_until(deadline, self.now_ms()).is_none() {
                         // The probes took too long: treat it as a failed probe.
                         self.open(word);
                         word = self.state.load();
                         continue;
                     }
-                    if self.probes.try_admit(word.generation(), self.probe_limit) {
+                    let generation = word.generation();
+                    let is_current = || self.state.load().generation() == generation;
+                    if self
+                        .probes
+                        .try_admit(generation, self.probe_limit, is_current)
+                    {
                         return Ok(ticket(TicketKind::Probe));
                     }
                     return Err(self.reject(State::HalfOpen, None));
@@ -772,7 +781,12 @@ impl Inner {
         self.window.record(now, failure, slow);
         if failure {
             let in_a_row = match self.rules.consecutive {
-                Some(_) => self.consecutive.fetch_add(1, Ordering::Relaxed) + 1,
+                // The counter itself wraps (after 4 billion failures in metrics-only mode);
+                // the count in a row saturates.
+                Some(_) => self
+                    .consecutive
+                    .fetch_add(1, Ordering::Relaxed)
+                    .saturating_add(1),
                 None => 0,
             };
             self.evaluate(word, now, in_a_row);
@@ -828,7 +842,7 @@ impl Inner {
             0
         };
         let duration = self.open.duration(streak);
-        let until = self.now_ms() + (duration.as_millis() as u64).max(1);
+        let until = (self.now_ms() + (duration.as_millis() as u64).max(1)) & MAX_TIME_MS;
         if !self.state.transition(word, word.next(State::Open, until)) {
             return false;
         }
@@ -913,7 +927,7 @@ impl Inner {
             slow_call_rate: rate(totals.slow),
             consecutive_failures: self.consecutive.load(Ordering::Relaxed),
             retry_after: (state == State::Open).then(|| {
-                Duration::from_millis(word.time_ms().saturating_sub(now_ns / NANOS_PER_MS))
+                Duration::from_millis(ms_until(word.time_ms(), now_ns / NANOS_PER_MS).unwrap_or(0))
             }),
             probes: (state == State::HalfOpen).then(|| self.probes.counts(word.generation())),
         }
@@ -928,5 +942,39 @@ impl fmt::Debug for Inner {
             .field("window", &self.window)
             .field("listener", &BreakerListenerSlot(&self.listener))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_in_a_row_saturate_instead_of_overflowing() {
+        let breaker = CircuitBreaker::builder("overflow")
+            .no_failure_rate()
+            .consecutive_failures(3)
+            .build()
+            .unwrap();
+        breaker.metrics_only();
+        breaker
+            .inner
+            .consecutive
+            .store(u32::MAX - 1, Ordering::Relaxed);
+        for _ in 0..3 {
+            breaker.try_acquire().unwrap().failure();
+        }
+        assert_eq!(breaker.state(), State::MetricsOnly);
+    }
+
+    #[test]
+    fn ticket_round_trips() {
+        let ticket = Ticket::new(TicketKind::Probe, 0x1F_FFFF, 123 << TIME_UNIT_SHIFT);
+        assert_eq!(ticket.kind(), TicketKind::Probe);
+        assert_eq!(ticket.generation(), 0x1F_FFFF);
+        assert_eq!(ticket.elapsed_units(200 << TIME_UNIT_SHIFT), 77);
+        // Start times wrap; elapsed time does not notice.
+        let late = Ticket::new(TicketKind::Counted, 1, (START_MASK - 1) << TIME_UNIT_SHIFT);
+        assert_eq!(late.elapsed_units((START_MASK + 4) << TIME_UNIT_SHIFT), 5);
     }
 }

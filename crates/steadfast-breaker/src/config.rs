@@ -208,19 +208,25 @@ fn check_rate(field: &'static str, rate: f64) -> Result<(), ConfigError> {
     }
 }
 
-const MAX_DURATION: Duration = Duration::from_millis(MAX_TIME_MS / 2);
+/// Times in the state word wrap at 2^40 ms and compare over half of that; a quarter leaves room
+/// for jitter, which may stretch a duration by almost 2×.
+const MAX_DURATION: Duration = Duration::from_millis(MAX_TIME_MS / 4);
 
 fn check_duration(field: &'static str, value: Duration) -> Result<(), ConfigError> {
     if value.is_zero() || value > MAX_DURATION {
         Err(out_of_range(
             field,
             value,
-            "a duration above zero and below 17 years",
+            "a duration above zero and below 8 years",
         ))
     } else {
         Ok(())
     }
 }
+
+/// Calls are timed to about a microsecond, in a range that wraps after 26 days.
+const MIN_SLOW_THRESHOLD: Duration = Duration::from_micros(10);
+const MAX_SLOW_THRESHOLD: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Config {
     /// Checks every value; [`CircuitBreaker::from_config`](crate::CircuitBreaker::from_config)
@@ -237,7 +243,13 @@ impl Config {
             return Err(out_of_range("minimum_calls", 0, "at least 1"));
         }
         if let Some(slow) = self.slow_calls {
-            check_duration("slow_calls.threshold", slow.threshold)?;
+            if !(MIN_SLOW_THRESHOLD..=MAX_SLOW_THRESHOLD).contains(&slow.threshold) {
+                return Err(out_of_range(
+                    "slow_calls.threshold",
+                    slow.threshold,
+                    "from 10 µs to 7 days",
+                ));
+            }
             check_rate("slow_calls.rate", slow.rate)?;
         }
         if self.consecutive_failures == Some(0) {
@@ -407,6 +419,33 @@ mod tests {
             bad(|c| c.half_open_probes = 0),
             ConfigError::OutOfRange {
                 field: "half_open_probes",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|c| c.slow_calls = Some(SlowCalls {
+                threshold: Duration::from_nanos(500),
+                rate: 0.5
+            })),
+            ConfigError::OutOfRange {
+                field: "slow_calls.threshold",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|c| c.slow_calls = Some(SlowCalls {
+                threshold: Duration::from_secs(30 * 86_400),
+                rate: 0.5
+            })),
+            ConfigError::OutOfRange {
+                field: "slow_calls.threshold",
+                ..
+            }
+        ));
+        assert!(matches!(
+            bad(|c| c.open_duration = Duration::from_secs(10 * 365 * 86_400)),
+            ConfigError::OutOfRange {
+                field: "open_duration",
                 ..
             }
         ));

@@ -73,14 +73,18 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn register(label: String) -> Self {
+    /// Registers the handles; `shared` breakers (the keys of a registry) report under one label
+    /// and leave the state gauge alone until they change state.
+    pub(crate) fn register(label: String, shared: bool) -> Self {
         let metrics = Self {
             state: metrics::gauge!(BREAKER_STATE, LABEL_BREAKER => label.clone()),
             rejected: metrics::counter!(BREAKER_REJECTED, LABEL_BREAKER => label.clone()),
             slow: metrics::counter!(BREAKER_SLOW_CALLS, LABEL_BREAKER => label.clone()),
             label,
         };
-        metrics.state.set(f64::from(State::Closed.as_code()));
+        if !shared {
+            metrics.state.set(f64::from(State::Closed.as_code()));
+        }
         metrics
     }
 

@@ -38,6 +38,7 @@
 
 use std::fmt;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,12 @@ struct RegistryInner<K> {
     breakers: moka::sync::Cache<K, CircuitBreaker>,
     template: Builder,
     keys: Gauge,
+    /// Breakers made minus breakers evicted, for the keys gauge.
+    alive: Arc<AtomicI64>,
 }
+
+/// moka refuses idle times over 1000 years; a breaker has no use for more than 100.
+const MAX_IDLE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl<K> Clone for BreakerRegistry<K> {
     fn clone(&self) -> Self {
@@ -93,23 +99,33 @@ where
                 expected: "at least 1",
             });
         }
-        if idle.is_zero() {
+        if idle.is_zero() || idle > MAX_IDLE {
             return Err(ConfigError::OutOfRange {
                 field: "idle",
                 value: format!("{idle:?}"),
-                expected: "a duration above zero",
+                expected: "a duration above zero and at most 100 years",
             });
         }
         let keys = metrics::gauge!(BREAKER_KEYS, LABEL_BREAKER => template.name().to_owned());
+        let alive = Arc::new(AtomicI64::new(0));
         let breakers = moka::sync::Cache::builder()
             .max_capacity(max_keys)
             .time_to_idle(idle)
+            .eviction_listener({
+                let alive = alive.clone();
+                let keys = keys.clone();
+                move |_key, _breaker, _cause| {
+                    let now = alive.fetch_sub(1, Ordering::Relaxed) - 1;
+                    keys.set(now.max(0) as f64);
+                }
+            })
             .build();
         Ok(Self {
             inner: Arc::new(RegistryInner {
                 breakers,
                 template,
                 keys,
+                alive,
             }),
         })
     }
@@ -120,14 +136,11 @@ where
             return breaker;
         }
         let name = format!("{}/{key}", self.inner.template.name());
-        let breaker = self
-            .inner
-            .breakers
-            .get_with(key, || self.inner.template.for_key(name).build_validated());
-        self.inner
-            .keys
-            .set(self.inner.breakers.entry_count() as f64);
-        breaker
+        self.inner.breakers.get_with(key, || {
+            let alive = self.inner.alive.fetch_add(1, Ordering::Relaxed) + 1;
+            self.inner.keys.set(alive as f64);
+            self.inner.template.for_key(name).build_validated()
+        })
     }
 
     /// The breaker for `key`, if one exists.
@@ -245,10 +258,41 @@ mod tests {
     }
 
     #[test]
+    fn keys_gauge_follows_evictions() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let registry = metrics::with_local_recorder(&recorder, || {
+            BreakerRegistry::<u32>::new(
+                CircuitBreaker::builder("gauge").consecutive_failures(1),
+                100,
+                Duration::from_secs(60),
+            )
+            .unwrap()
+        });
+        for key in 0..3 {
+            let _ = registry.get(key);
+        }
+        registry.remove(&1);
+        let _ = registry.len(); // runs moka's pending work, and with it the eviction listener
+        let keys = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find(|(key, ..)| key.key().name() == "steadfast_breaker_keys")
+            .map(|(.., value)| value);
+        assert!(
+            matches!(keys, Some(DebugValue::Gauge(value)) if value.into_inner() == 2.0),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
     fn bad_bounds_are_errors() {
         let template = CircuitBreaker::builder("x");
         assert!(BreakerRegistry::<u32>::new(template.clone(), 0, Duration::from_secs(1)).is_err());
         assert!(BreakerRegistry::<u32>::new(template.clone(), 1, Duration::ZERO).is_err());
+        assert!(BreakerRegistry::<u32>::new(template.clone(), 1, Duration::MAX).is_err());
         assert!(
             BreakerRegistry::<u32>::new(template.failure_rate(7.0), 1, Duration::from_secs(1))
                 .is_err()

@@ -90,6 +90,18 @@ const TIME_SHIFT: u32 = STATE_BITS + GEN_BITS;
 /// Times are milliseconds since the clock's origin, in 40 bits: about 34 years.
 pub(crate) const MAX_TIME_MS: u64 = (1 << (64 - TIME_SHIFT)) - 1;
 
+/// Milliseconds from `now_ms` until `target_ms`, both taken modulo 2^40; `None` once the target
+/// has passed. Config keeps every duration under 2^39 ms, so half the ring is the future.
+#[inline]
+pub(crate) const fn ms_until(target_ms: u64, now_ms: u64) -> Option<u64> {
+    let ahead = target_ms.wrapping_sub(now_ms) & MAX_TIME_MS;
+    if ahead != 0 && ahead <= MAX_TIME_MS / 2 {
+        Some(ahead)
+    } else {
+        None
+    }
+}
+
 /// One decoded value of the state word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word(u64);
@@ -122,14 +134,11 @@ impl Word {
         self.0 >> TIME_SHIFT
     }
 
-    /// The word a transition from `self` to `state` stores.
+    /// The word a transition from `self` to `state` stores. Times wrap at 40 bits; compare
+    /// them with [`ms_until`].
     pub(crate) const fn next(self, state: State, time_ms: u64) -> Self {
         let generation = (self.generation() as u64 + 1) & GEN_MASK;
-        let time = if time_ms > MAX_TIME_MS {
-            MAX_TIME_MS
-        } else {
-            time_ms
-        };
+        let time = time_ms & MAX_TIME_MS;
         Self(state as u64 | (generation << STATE_BITS) | (time << TIME_SHIFT))
     }
 }
@@ -204,15 +213,6 @@ impl ProbeCounts {
     }
 }
 
-/// Whether generation `a` comes after `b`, allowing for wrap-around of the 21-bit counter.
-fn is_later(a: u32, b: u32) -> bool {
-    if b == NO_PERIOD {
-        return true;
-    }
-    let ahead = a.wrapping_sub(b) & GEN_MASK as u32;
-    ahead != 0 && ahead < (1 << (GEN_BITS - 1))
-}
-
 impl Probes {
     pub(crate) fn new() -> Self {
         Self(AtomicU64::new(
@@ -243,16 +243,23 @@ impl Probes {
 
     /// Takes one of `limit` probe slots of half-open period `generation`.
     ///
-    /// The first admission of a later period starts its count from zero; a caller still holding
-    /// an earlier generation is refused, so it can never reset a newer period's count.
-    pub(crate) fn try_admit(&self, generation: u32, limit: u32) -> bool {
+    /// The first admission of a period starts its count from zero, but only while
+    /// `is_current()` says the breaker is still half-open in that period: a caller holding an
+    /// earlier generation is refused, so it can never reset a newer period's count. (Ordering
+    /// generations by their numbers would break once they wrap around.)
+    pub(crate) fn try_admit(
+        &self,
+        generation: u32,
+        limit: u32,
+        is_current: impl Fn() -> bool,
+    ) -> bool {
         self.update(|counts| {
             if counts.generation == generation {
                 (counts.admitted < limit).then_some(ProbeCounts {
                     admitted: counts.admitted + 1,
                     ..counts
                 })
-            } else if is_later(generation, counts.generation) && limit > 0 {
+            } else if limit > 0 && is_current() {
                 Some(ProbeCounts {
                     generation,
                     admitted: 1,
@@ -311,12 +318,23 @@ mod tests {
         assert_eq!(open.state(), State::Open);
         assert_eq!(open.generation(), 1);
         assert_eq!(open.time_ms(), 123_456);
-        let capped = open.next(State::HalfOpen, u64::MAX);
-        assert_eq!(capped.time_ms(), MAX_TIME_MS);
+        let wrapped = open.next(State::HalfOpen, MAX_TIME_MS + 6);
+        assert_eq!(wrapped.time_ms(), 5);
+        let capped = wrapped;
         assert_eq!(capped.generation(), 2);
         for state in State::ALL {
             assert_eq!(word.next(state, 9).state(), state);
         }
+    }
+
+    #[test]
+    fn times_compare_across_the_wrap() {
+        assert_eq!(ms_until(10, 4), Some(6));
+        assert_eq!(ms_until(4, 10), None);
+        assert_eq!(ms_until(7, 7), None);
+        // A target just past the wrap is still ahead of a time just before it.
+        assert_eq!(ms_until(2, MAX_TIME_MS - 1), Some(4));
+        assert_eq!(ms_until(MAX_TIME_MS - 1, 2), None);
     }
 
     #[test]
@@ -331,27 +349,28 @@ mod tests {
     #[test]
     fn probes_are_per_generation() {
         let probes = Probes::new();
-        assert!(probes.try_admit(4, 2));
-        assert!(probes.try_admit(4, 2));
-        assert!(!probes.try_admit(4, 2));
+        assert!(probes.try_admit(4, 2, || true));
+        assert!(probes.try_admit(4, 2, || true));
+        assert!(!probes.try_admit(4, 2, || true));
         probes.release(4);
-        assert!(probes.try_admit(4, 2));
+        assert!(probes.try_admit(4, 2, || true));
         assert_eq!(probes.succeed(4), 1);
         // A new period starts from zero without a reset.
-        assert!(probes.try_admit(5, 1));
-        assert!(!probes.try_admit(5, 1));
+        assert!(probes.try_admit(5, 1, || true));
+        assert!(!probes.try_admit(5, 1, || true));
         assert_eq!(probes.counts(5), (1, 0));
         // A caller of an earlier period is refused and cannot reset the later one.
-        assert!(!probes.try_admit(4, 10));
+        assert!(!probes.try_admit(4, 10, || false));
         assert_eq!(probes.succeed(4), 0);
         assert_eq!(probes.counts(5), (1, 0));
     }
 
     #[test]
-    fn later_generation_survives_wrap_around() {
-        assert!(is_later(0, GEN_MASK as u32));
-        assert!(!is_later(GEN_MASK as u32, 0));
-        assert!(is_later(3, NO_PERIOD));
+    fn a_period_that_is_not_current_cannot_take_over() {
+        let probes = Probes::new();
+        assert!(probes.try_admit(9, 1, || true));
+        assert!(!probes.try_admit(2, 1, || false));
+        assert_eq!(probes.counts(9), (1, 0));
     }
 }
 
@@ -398,7 +417,7 @@ mod loom_tests {
             let handles: Vec<_> = (0..3)
                 .map(|_| {
                     let probes = probes.clone();
-                    thread::spawn(move || probes.try_admit(7, 2))
+                    thread::spawn(move || probes.try_admit(7, 2, || true))
                 })
                 .collect();
             let admitted = handles
@@ -417,14 +436,14 @@ mod loom_tests {
     fn stale_probe_cannot_close_a_new_period() {
         loom::model(|| {
             let probes = Arc::new(Probes::new());
-            assert!(probes.try_admit(1, 1));
+            assert!(probes.try_admit(1, 1, || true));
             let stale = {
                 let probes = probes.clone();
                 thread::spawn(move || probes.succeed(1))
             };
             let fresh = {
                 let probes = probes.clone();
-                thread::spawn(move || probes.try_admit(3, 1))
+                thread::spawn(move || probes.try_admit(3, 1, || true))
             };
             stale.join().unwrap();
             assert!(fresh.join().unwrap());

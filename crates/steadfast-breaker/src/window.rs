@@ -316,14 +316,23 @@ impl CountWindow {
         }
     }
 
+    /// Empties the ring slot by slot, taking each slot's own contribution off the totals: a
+    /// record racing with the reset then leaves slots and totals in step (zeroing the totals
+    /// wholesale would not, and the error would never heal).
     pub(crate) fn reset(&self) {
         for slot in self.slots.iter() {
-            slot.store(EMPTY, Ordering::Relaxed);
+            let old = slot.swap(EMPTY, Ordering::AcqRel);
+            if old == EMPTY {
+                continue;
+            }
+            self.running.calls.fetch_sub(1, Ordering::Relaxed);
+            if old & FAILED != 0 {
+                self.running.failures.fetch_sub(1, Ordering::Relaxed);
+            }
+            if old & SLOW != 0 {
+                self.running.slow.fetch_sub(1, Ordering::Relaxed);
+            }
         }
-        self.running.calls.store(0, Ordering::Relaxed);
-        self.running.failures.store(0, Ordering::Relaxed);
-        self.running.slow.store(0, Ordering::Relaxed);
-        self.head.store(0, Ordering::Release);
     }
 }
 
@@ -391,6 +400,38 @@ mod tests {
                 slow: 0
             }
         );
+    }
+
+    #[test]
+    fn count_window_reset_under_load_keeps_totals_in_step() {
+        let window = std::sync::Arc::new(CountWindow::new(10));
+        for _ in 0..50 {
+            std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    let window = window.clone();
+                    scope.spawn(move || {
+                        for i in 0..2_000 {
+                            window.record(i % 3 == 0, i % 5 == 0);
+                        }
+                    });
+                }
+                for _ in 0..20 {
+                    window.reset();
+                }
+            });
+            // Quiet now: ten more records fill the ring, and the totals must match it.
+            for _ in 0..10 {
+                window.record(true, false);
+            }
+            assert_eq!(
+                window.totals(),
+                Totals {
+                    calls: 10,
+                    failures: 10,
+                    slow: 0
+                }
+            );
+        }
     }
 
     #[test]

@@ -399,3 +399,55 @@ fn metrics_are_exported() {
         Some(DebugValue::Gauge(value)) if value.into_inner() == 1.0
     ));
 }
+
+#[test]
+fn probes_still_admitted_after_a_million_manual_transitions() {
+    let (breaker, time) = breaker(|b| {
+        b.no_failure_rate()
+            .consecutive_failures(1)
+            .open_duration(Duration::from_secs(1))
+            .half_open_probes(1)
+    });
+    fail(&breaker);
+    time.advance(Duration::from_secs(1));
+    succeed(&breaker);
+    assert_eq!(breaker.state(), State::Closed);
+    // More transitions than half the generation space, none of them through half-open.
+    for _ in 0..(1 << 20) + 3 {
+        breaker.disable();
+    }
+    breaker.reset();
+    fail(&breaker);
+    time.advance(Duration::from_secs(1));
+    succeed(&breaker);
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn a_clock_beyond_forty_bits_of_milliseconds_still_works() {
+    let (breaker, time) = breaker(|b| {
+        b.no_failure_rate()
+            .consecutive_failures(1)
+            .open_duration(Duration::from_secs(5))
+            .half_open_probes(1)
+    });
+    // Past 2^40 ms, where the state word's time wraps.
+    time.advance(Duration::from_secs(35 * 365 * 24 * 3600));
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        fail(&breaker);
+        assert_eq!(
+            refused(&breaker).retry_after(),
+            Some(Duration::from_secs(5))
+        );
+        time.advance(Duration::from_secs(5));
+        succeed(&breaker);
+        assert_eq!(breaker.state(), State::Closed);
+        done.send(()).unwrap();
+    });
+    // A livelock would hang the test; fail it instead.
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("admission returned");
+    worker.join().unwrap();
+}
