@@ -450,4 +450,37 @@ mod loom_tests {
             assert_eq!(probes.counts(3), (1, 0));
         });
     }
+
+    /// A caller that read half-open period A races the moves A → open → B and B's first
+    /// probe: B still admits exactly its limit, whatever the interleaving.
+    #[test]
+    fn stale_period_cannot_steal_a_new_periods_slots() {
+        loom::model(|| {
+            let half_open = Word::initial(State::Closed).next(State::HalfOpen, 0);
+            let cell = Arc::new(StateCell::new(half_open));
+            let probes = Arc::new(Probes::new());
+            let stale_generation = half_open.generation();
+
+            let stale = {
+                let (cell, probes) = (cell.clone(), probes.clone());
+                thread::spawn(move || {
+                    probes.try_admit(stale_generation, 1, || {
+                        let word = cell.load();
+                        word.state() == State::HalfOpen && word.generation() == stale_generation
+                    })
+                })
+            };
+            let open = half_open.next(State::Open, 0);
+            assert!(cell.transition(half_open, open));
+            let fresh = open.next(State::HalfOpen, 0);
+            assert!(cell.transition(open, fresh));
+            let generation = fresh.generation();
+            let is_current = || cell.load().generation() == generation;
+            assert!(probes.try_admit(generation, 1, is_current));
+            let _ = stale.join().unwrap();
+            // Period B's single slot is taken by its own probe, never by the stale caller.
+            assert!(!probes.try_admit(generation, 1, is_current));
+            assert_eq!(probes.counts(generation), (1, 0));
+        });
+    }
 }
