@@ -456,6 +456,10 @@ impl CircuitBreaker {
 
     /// A Tower layer that wraps services in this breaker (every `Err` is a failure; see
     /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) for other classifiers and modes).
+    ///
+    /// Each admitted call holds a clone of the breaker's `Arc` until it ends. For a breaker
+    /// that lives as long as the process, [`CircuitBreaker::leak`] and
+    /// [`CircuitBreaker::static_layer`] avoid that reference count and its contention.
     #[must_use]
     pub fn layer(&self) -> crate::CircuitBreakerLayer {
         crate::CircuitBreakerLayer::new(self.clone())
