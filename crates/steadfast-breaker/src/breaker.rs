@@ -10,6 +10,7 @@ use steadfast_core::{Classify, Clock, Outcome};
 
 use crate::config::{Config, ConfigError, WindowConfig};
 use crate::event::{BreakerListener, Event, EventKind, Metrics};
+use crate::future::Admission;
 use crate::state::{ms_until, Probes, StateCell, Word, GEN_BITS, GEN_MASK, MAX_TIME_MS};
 use crate::window::{default_stripes, CountWindow, TimeWindow, Totals, Window};
 use crate::{Error, Rejected, State};
@@ -74,7 +75,8 @@ pub(crate) struct Inner {
 struct Rules {
     failure_rate: Option<f64>,
     minimum_calls: u64,
-    slow_threshold_ns: Option<u64>,
+    /// The slow-call threshold in the ticket's time units.
+    slow_threshold_units: Option<u64>,
     slow_rate: Option<f64>,
     /// Time calls with the coarse clock: the threshold is at least `COARSE_TIMING_FROM`.
     coarse_timing: bool,
@@ -386,7 +388,9 @@ impl Builder {
             rules: Rules {
                 failure_rate: config.failure_rate,
                 minimum_calls: u64::from(config.minimum_calls),
-                slow_threshold_ns: config.slow_calls.map(|s| s.threshold.as_nanos() as u64),
+                slow_threshold_units: config
+                    .slow_calls
+                    .map(|s| (s.threshold.as_nanos() as u64) >> TIME_UNIT_SHIFT),
                 slow_rate: config.slow_calls.map(|s| s.rate),
                 coarse_timing: config
                     .slow_calls
@@ -509,12 +513,7 @@ impl CircuitBreaker {
     /// taken.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let ticket = self.inner.acquire()?;
-        Ok(Permit {
-            inner: &self.inner,
-            ticket,
-            armed: true,
-        })
+        Admission::new(self).map(Permit)
     }
 
     /// Runs `f` through the breaker: every `Err` is a failure.
@@ -583,20 +582,17 @@ impl fmt::Debug for CircuitBreaker {
     }
 }
 
-/// Leave to make one call, from [`CircuitBreaker::try_acquire`].
+/// Leave to make one call, from [`CircuitBreaker::try_acquire`]: the sync form of the
+/// [`Admission`] a response future holds, with the same drop rule.
 #[must_use = "a permit records nothing unless its outcome is given"]
-pub struct Permit<'a> {
-    inner: &'a Inner,
-    ticket: Ticket,
-    armed: bool,
-}
+#[derive(Debug)]
+pub struct Permit<'a>(Admission<&'a CircuitBreaker>);
 
 impl Permit<'_> {
     /// Records the call's outcome.
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
-        self.armed = false;
-        self.inner.record(self.ticket, outcome);
+        self.0.record(outcome);
     }
 
     /// Records a success.
@@ -612,23 +608,6 @@ impl Permit<'_> {
     }
 }
 
-impl Drop for Permit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.armed {
-            self.inner.release(self.ticket);
-        }
-    }
-}
-
-impl fmt::Debug for Permit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("ticket", &self.ticket)
-            .finish()
-    }
-}
-
 impl Inner {
     #[inline]
     fn now_ms(&self) -> u64 {
@@ -637,7 +616,7 @@ impl Inner {
 
     #[inline]
     fn start_time(&self) -> u64 {
-        match self.rules.slow_threshold_ns {
+        match self.rules.slow_threshold_units {
             None => 0,
             Some(_) => self.call_time(),
         }
@@ -731,13 +710,13 @@ impl Inner {
     /// Whether the call of `ticket` was slow; reads the clock only when slow-call timing is on.
     #[inline]
     fn is_slow(&self, ticket: Ticket) -> bool {
-        let Some(threshold) = self.rules.slow_threshold_ns else {
+        let Some(threshold) = self.rules.slow_threshold_units else {
             return false;
         };
         // Compared in whole units: a call at the threshold is slow wherever its start fell
         // within a unit.
         let units = ticket.elapsed_units(self.call_time());
-        if units < threshold >> TIME_UNIT_SHIFT {
+        if units < threshold {
             return false;
         }
         let elapsed = units << TIME_UNIT_SHIFT;
@@ -846,7 +825,7 @@ impl Inner {
             0
         };
         let duration = self.open.duration(streak);
-        let until = (self.now_ms() + (duration.as_millis() as u64).max(1)) & MAX_TIME_MS;
+        let until = self.now_ms() + (duration.as_millis() as u64).max(1);
         if !self.state.transition(word, word.next(State::Open, until)) {
             return false;
         }
