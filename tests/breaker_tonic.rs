@@ -48,16 +48,27 @@ struct HealthServer {
     hits: Counter,
 }
 
+/// A loopback listener and a health service that reports [`KNOWN`] as serving.
+async fn health_on_loopback() -> (
+    TcpListener,
+    SocketAddr,
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("the listener's address");
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(KNOWN, ServingStatus::Serving)
+        .await;
+    (listener, addr, reporter, health)
+}
+
 impl HealthServer {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("the listener's address");
-        let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_service_status(KNOWN, ServingStatus::Serving)
-            .await;
+        let (listener, addr, reporter, health) = health_on_loopback().await;
         let hits = Counter::default();
         let counter = hits.clone();
         let server = Server::builder()
@@ -277,14 +288,7 @@ async fn typed_mode_around_a_channel_reports_rejections() {
 
 #[tokio::test]
 async fn breaker_on_the_server_answers_unavailable() {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("the listener's address");
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(KNOWN, ServingStatus::Serving)
-        .await;
+    let (listener, addr, _reporter, health) = health_on_loopback().await;
     let (breaker, time) = mock_breaker("health-server", 2, 1);
     let reached = Counter::default();
     let counter = reached.clone();
