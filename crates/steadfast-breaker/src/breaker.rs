@@ -413,13 +413,23 @@ impl Builder {
         }
     }
 
-    /// The builder of one keyed breaker: its own name, the template's metric label.
-    pub(crate) fn for_key(&self, name: String) -> Self {
-        Self {
+    /// The builder of one keyed breaker: the template's name and metric label, and one
+    /// counter stripe unless the template chose: a key sees a fraction of the traffic, and
+    /// stripes cost memory per key.
+    pub(crate) fn for_key(&self) -> Self {
+        let mut builder = Self {
             metric_label: Some(self.name.clone()),
-            name,
             ..self.clone()
+        };
+        if builder.config.stripes.is_none() {
+            builder.config.stripes = Some(1);
         }
+        builder
+    }
+
+    /// The clock breakers from this builder will read.
+    pub(crate) fn configured_clock(&self) -> Clock {
+        self.clock.clone().unwrap_or_default()
     }
 }
 
@@ -570,6 +580,21 @@ impl CircuitBreaker {
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         self.inner.snapshot()
+    }
+
+    /// How much this breaker's state is worth keeping when a keyed registry must evict:
+    /// 0 for a clean closed breaker (nothing lost by forgetting it), 1 for a closed one with
+    /// failures or slow calls in its window, 2 for one that is open, half-open or set by hand.
+    pub(crate) fn retention(&self) -> u8 {
+        let inner = &self.inner;
+        if !inner.state.load().is_closed() {
+            return 2;
+        }
+        if inner.consecutive.load(Ordering::Relaxed) != 0 {
+            return 1;
+        }
+        let totals = inner.window.totals(inner.clock.recent());
+        u8::from(totals.failures != 0 || totals.slow != 0)
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::state::{MAX_PROBES, MAX_TIME_MS};
+use crate::State;
 
 /// Everything that shapes a breaker's behaviour.
 ///
@@ -54,8 +55,42 @@ pub struct Config {
     /// Give up on probes that take longer than this and open again.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde::option"))]
     pub max_half_open: Option<Duration>,
-    /// Counter stripes, a power of two; by default the machine's parallelism.
+    /// Counter stripes, a power of two; by default the machine's parallelism (one for the
+    /// breakers of a keyed registry).
     pub stripes: Option<usize>,
+    /// The state a new breaker starts in.
+    pub initial_state: State,
+    /// What a call dropped before it finished (an outer timeout, a client that went away)
+    /// counts as.
+    pub on_drop: DropPolicy,
+    /// Count a refusal by another Steadfast breaker nested inside this one as a failure of
+    /// this one. Off by default: a global breaker around per-host breakers should not trip
+    /// because one host's breaker is open.
+    pub count_nested_refusals: bool,
+}
+
+/// What a call dropped before it finished counts as.
+///
+/// A dependency that hangs never answers; if the caller's timeout sits outside the breaker,
+/// the breaker only ever sees the call dropped. Counting nothing then would leave it closed
+/// while every call times out. (A timeout inside the breaker, see
+/// [`CircuitBreakerLayer::timeout`](crate::CircuitBreakerLayer::timeout), sees a failure
+/// instead, and is the better order.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum DropPolicy {
+    /// A dropped call counts as nothing; a dropped probe frees its slot.
+    Ignore,
+    /// A dropped call that ran at least the slow-call threshold counts as a slow call (and a
+    /// slow probe opens the breaker again); one that ended sooner counts as nothing. Without a
+    /// slow-call rule this is [`DropPolicy::Ignore`].
+    #[default]
+    CountSlow,
+    /// Every dropped call counts as a failure: for clients where a drop can only mean the
+    /// dependency took too long. Not for servers, where clients go away on their own.
+    Failure,
 }
 
 impl Default for Config {
@@ -72,6 +107,9 @@ impl Default for Config {
             half_open_probes: 3,
             max_half_open: Some(Duration::from_secs(60)),
             stripes: None,
+            initial_state: State::Closed,
+            on_drop: DropPolicy::CountSlow,
+            count_nested_refusals: false,
         }
     }
 }

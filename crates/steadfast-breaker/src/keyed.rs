@@ -135,11 +135,10 @@ where
         if let Some(breaker) = self.inner.breakers.get(&key) {
             return breaker;
         }
-        let name = format!("{}/{key}", self.inner.template.name());
         self.inner.breakers.get_with(key, || {
             let alive = self.inner.alive.fetch_add(1, Ordering::Relaxed) + 1;
             self.inner.keys.set(alive as f64);
-            self.inner.template.for_key(name).build_validated()
+            self.inner.template.for_key().build_validated()
         })
     }
 
@@ -254,7 +253,7 @@ mod tests {
             let _ = registry.get(key);
         }
         assert!(registry.len() <= 100, "{} breakers", registry.len());
-        assert_eq!(registry.get(7).name(), "tenant/7");
+        assert_eq!(registry.get(7).name(), "tenant");
     }
 
     #[test]

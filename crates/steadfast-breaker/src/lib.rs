@@ -86,7 +86,7 @@ mod state;
 mod window;
 
 pub use breaker::{Builder, CircuitBreaker, Permit, Snapshot};
-pub use config::{Backoff, Config, ConfigError, SlowCalls, WindowConfig};
+pub use config::{Backoff, Config, ConfigError, DropPolicy, SlowCalls, WindowConfig};
 pub use error::{Error, Rejected};
 pub use event::{BreakerListener, Event, EventKind};
 pub use future::{Admission, ResponseFuture};

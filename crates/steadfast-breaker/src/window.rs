@@ -78,11 +78,17 @@ fn thread_stripe() -> usize {
 }
 
 /// The default number of stripes: the machine's parallelism as a power of two, at most 32.
+///
+/// Asked of the OS once per process: `available_parallelism` reads cgroup files (tens of
+/// microseconds), which keyed registries would otherwise pay for every key they create.
 pub(crate) fn default_stripes() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .next_power_of_two()
-        .min(32)
+    static STRIPES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *STRIPES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .next_power_of_two()
+            .min(32)
+    })
 }
 
 /// Epochs are stored plus one, so that zero means "never written".
