@@ -77,12 +77,42 @@ impl fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
+/// A call that outlived the layer's call timeout (see
+/// [`CircuitBreakerLayer::timeout`](crate::CircuitBreakerLayer::timeout)); the breaker counted
+/// it as a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    after: Duration,
+}
+
+impl TimedOut {
+    pub(crate) const fn new(after: Duration) -> Self {
+        Self { after }
+    }
+
+    /// The timeout that ran out.
+    #[must_use]
+    pub const fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "call timed out after {:?}", self.after)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
 /// The error of a breaker-wrapped service in the default (typed) mode: the breaker refused the
-/// call, or the inner service failed.
+/// call, the call timed out, or the inner service failed.
 #[derive(Debug)]
 pub enum Error<E> {
     /// The breaker refused the call.
     Rejected(Rejected),
+    /// The call outlived the layer's call timeout.
+    TimedOut(TimedOut),
     /// The inner service's own error.
     Inner(E),
 }
@@ -92,8 +122,13 @@ impl<E> Error<E> {
     pub const fn rejected(&self) -> Option<&Rejected> {
         match self {
             Error::Rejected(rejected) => Some(rejected),
-            Error::Inner(_) => None,
+            _ => None,
         }
+    }
+
+    /// Whether the call outlived the layer's call timeout.
+    pub const fn is_timed_out(&self) -> bool {
+        matches!(self, Error::TimedOut(_))
     }
 
     /// Whether the breaker refused the call.
@@ -104,8 +139,8 @@ impl<E> Error<E> {
     /// The inner service's error, if it was one.
     pub fn into_inner(self) -> Option<E> {
         match self {
-            Error::Rejected(_) => None,
             Error::Inner(error) => Some(error),
+            _ => None,
         }
     }
 }
@@ -114,6 +149,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Rejected(rejected) => rejected.fmt(f),
+            Error::TimedOut(timed_out) => timed_out.fmt(f),
             Error::Inner(error) => error.fmt(f),
         }
     }
@@ -122,7 +158,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
 impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Rejected(_) => None,
+            Error::Rejected(_) | Error::TimedOut(_) => None,
             Error::Inner(error) => Some(error),
         }
     }
@@ -154,11 +190,21 @@ impl From<Rejected> for tonic::Status {
 
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl From<TimedOut> for tonic::Status {
+    /// `DEADLINE_EXCEEDED`.
+    fn from(timed_out: TimedOut) -> Self {
+        tonic::Status::deadline_exceeded(timed_out.to_string())
+    }
+}
+
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 impl<E: Into<steadfast_core::BoxError>> From<Error<E>> for tonic::Status {
     /// A refusal becomes `UNAVAILABLE`; an inner error is converted as tonic converts errors.
     fn from(error: Error<E>) -> Self {
         match error {
             Error::Rejected(rejected) => rejected.into(),
+            Error::TimedOut(timed_out) => timed_out.into(),
             Error::Inner(error) => tonic::Status::from_error(error.into()),
         }
     }

@@ -28,7 +28,7 @@
 
 use steadfast_core::BoxError;
 
-use crate::{Error, Rejected};
+use crate::{Error, Rejected, TimedOut};
 
 /// Turns a refusal, and the inner service's errors, into the wrapped service's output.
 pub trait Mode<Res, E>: Clone {
@@ -41,6 +41,13 @@ pub trait Mode<Res, E>: Clone {
     ///
     /// Modes that report refusals as errors return them here.
     fn rejected(&self, rejected: Rejected) -> Result<Res, Self::Error>;
+
+    /// The output for a call that outlived the layer's call timeout.
+    ///
+    /// # Errors
+    ///
+    /// Modes that report timeouts as errors return them here.
+    fn timed_out(&self, timed_out: TimedOut) -> Result<Res, Self::Error>;
 
     /// Converts an inner service's error.
     fn inner_error(&self, error: E) -> Self::Error;
@@ -56,6 +63,10 @@ impl<Res, E> Mode<Res, E> for Typed {
     #[inline]
     fn rejected(&self, rejected: Rejected) -> Result<Res, Error<E>> {
         Err(Error::Rejected(rejected))
+    }
+
+    fn timed_out(&self, timed_out: TimedOut) -> Result<Res, Error<E>> {
+        Err(Error::TimedOut(timed_out))
     }
 
     #[inline]
@@ -75,6 +86,10 @@ impl<Res, E: Into<BoxError>> Mode<Res, E> for Boxed {
         Err(Box::new(rejected))
     }
 
+    fn timed_out(&self, timed_out: TimedOut) -> Result<Res, BoxError> {
+        Err(Box::new(timed_out))
+    }
+
     fn inner_error(&self, error: E) -> BoxError {
         error.into()
     }
@@ -82,15 +97,19 @@ impl<Res, E: Into<BoxError>> Mode<Res, E> for Boxed {
 
 #[cfg(feature = "http")]
 mod http_mode {
+    use std::sync::OnceLock;
+
     use super::Mode;
-    use crate::Rejected;
+    use crate::{Rejected, State, TimedOut};
     use bytes::Bytes;
     use http::{header, HeaderValue, Response, StatusCode};
 
     /// Refusals as `503 Service Unavailable` with an RFC 9457 `application/problem+json` body
-    /// and, when the wait is known, `Retry-After` in whole seconds (rounded up).
+    /// and `Retry-After` in whole seconds (rounded up); call timeouts as `504 Gateway Timeout`.
     ///
-    /// The body does not name the breaker: breaker names describe the service's insides.
+    /// The body does not name the breaker: breaker names describe the service's insides. It is
+    /// a constant per state, and `Retry-After` values up to ten minutes come from a table, so
+    /// a refusal costs the response's own allocations and no formatting.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Http;
 
@@ -101,30 +120,88 @@ mod http_mode {
             Ok(problem_response(&rejected))
         }
 
+        fn timed_out(&self, _timed_out: TimedOut) -> Result<Response<B>, E> {
+            Ok(problem(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT))
+        }
+
         #[inline]
         fn inner_error(&self, error: E) -> E {
             error
         }
     }
 
-    pub(crate) fn problem_response<B: From<Bytes>>(rejected: &Rejected) -> Response<B> {
-        let body = format!(
-            r#"{{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"{rejected}","state":"{}"}}"#,
-            rejected.state()
-        );
-        let mut response = Response::new(B::from(Bytes::from(body)));
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    const OPEN: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"circuit breaker is open","state":"open"}"#;
+    const HALF_OPEN: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"circuit breaker is half-open and its probe slots are taken","state":"half_open"}"#;
+    const FORCED_OPEN: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"circuit breaker is forced open","state":"forced_open"}"#;
+    const TIMED_OUT: &str = r#"{"type":"about:blank","title":"Gateway Timeout","status":504,"detail":"the call timed out"}"#;
+
+    /// `Retry-After` values from a table, up to this many seconds.
+    const TABLED_SECONDS: u64 = 600;
+
+    fn problem<B: From<Bytes>>(status: StatusCode, body: &'static str) -> Response<B> {
+        let mut response = Response::new(B::from(Bytes::from_static(body.as_bytes())));
+        *response.status_mut() = status;
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        response
+    }
+
+    /// The `Retry-After` value for `secs`: static for the common range, so that cloning it
+    /// neither allocates nor touches a shared reference count.
+    fn retry_after(secs: u64) -> HeaderValue {
+        static TABLE: OnceLock<Box<[HeaderValue]>> = OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            // One string for the whole table, made once per process.
+            let digits: &'static str = Box::leak(
+                (0..=TABLED_SECONDS)
+                    .map(|secs| secs.to_string())
+                    .collect::<String>()
+                    .into_boxed_str(),
+            );
+            let mut start = 0;
+            (0..=TABLED_SECONDS)
+                .map(|secs| {
+                    let len = secs.checked_ilog10().map_or(1, |log| log as usize + 1);
+                    let value = HeaderValue::from_static(&digits[start..start + len]);
+                    start += len;
+                    value
+                })
+                .collect()
+        });
+        match usize::try_from(secs).ok().and_then(|secs| table.get(secs)) {
+            Some(value) => value.clone(),
+            None => HeaderValue::from(secs),
+        }
+    }
+
+    pub(crate) fn problem_response<B: From<Bytes>>(rejected: &Rejected) -> Response<B> {
+        let body = match rejected.state() {
+            State::HalfOpen => HALF_OPEN,
+            State::ForcedOpen => FORCED_OPEN,
+            _ => OPEN,
+        };
+        let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, body);
         if let Some(after) = rejected.retry_after() {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                .insert(header::RETRY_AFTER, retry_after(secs.max(1)));
         }
         response
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn retry_after_table_matches_formatting() {
+            for secs in [0, 1, 9, 10, 99, 100, 599, 600, 601, 86_400] {
+                assert_eq!(retry_after(secs), secs.to_string().as_str());
+            }
+        }
     }
 }
 #[cfg(feature = "http")]
@@ -150,6 +227,10 @@ mod grpc_mode {
 
         fn rejected(&self, rejected: Rejected) -> Result<Res, tonic::Status> {
             Err(rejected.into())
+        }
+
+        fn timed_out(&self, timed_out: crate::TimedOut) -> Result<Res, tonic::Status> {
+            Err(timed_out.into())
         }
 
         fn inner_error(&self, error: E) -> tonic::Status {

@@ -111,6 +111,16 @@ impl Word {
         Self(state as u64)
     }
 
+    /// A first word in `state` with a time (see [`Word::time_ms`]), generation zero.
+    pub(crate) const fn initial_at(state: State, time_ms: u64) -> Self {
+        Self(state as u64 | (time_ms & MAX_TIME_MS) << TIME_SHIFT)
+    }
+
+    /// The same state and period with another time: an open period moved by hand.
+    pub(crate) const fn with_time(self, time_ms: u64) -> Self {
+        Self(self.0 & ((1 << TIME_SHIFT) - 1) | (time_ms & MAX_TIME_MS) << TIME_SHIFT)
+    }
+
     #[inline]
     pub(crate) fn state(self) -> State {
         // Every stored word was built from a `State`, so the index is in range.

@@ -62,7 +62,7 @@ impl Window {
 /// The stripe of the calling thread: each thread takes the next index once, so threads spread
 /// over the stripes evenly instead of by a hash that might collide.
 #[inline]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
