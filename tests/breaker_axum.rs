@@ -285,7 +285,7 @@ async fn a_failed_probe_opens_again() {
 }
 
 #[tokio::test]
-async fn half_open_refuses_beyond_its_probe_slots_without_retry_after() {
+async fn half_open_refuses_beyond_its_probe_slots_with_a_short_retry_after() {
     let (breaker, time) = mock_breaker("orders", 1, 1);
     let entered = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
@@ -337,8 +337,9 @@ async fn half_open_refuses_beyond_its_probe_slots_without_retry_after() {
         .expect("the probe reached the handler");
     assert_eq!(breaker.state(), State::HalfOpen);
 
-    // The only probe slot is taken: refused, with no Retry-After since the wait is unknown.
-    let body = client.get("/slow").await.assert_refused(None);
+    // The only probe slot is taken: refused, told to come back within a second, when the
+    // probe will likely have decided.
+    let body = client.get("/slow").await.assert_refused(Some("1"));
     assert_eq!(body["state"], "half_open", "{body}");
     assert_eq!(calls.get(), 2);
 
@@ -435,16 +436,7 @@ async fn steering_by_hand_shows_on_the_wire() {
     assert_eq!(orders.calls(), 4);
 }
 
-/// The keyed layer's extractor: the `x-tenant` header, or "anonymous".
-fn tenant(request: &Request) -> String {
-    request
-        .headers()
-        .get("x-tenant")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("anonymous")
-        .to_owned()
-}
-
+/// A keyed layer's provider, named: an extractor of `fn` type.
 type TenantKeyed = Keyed<String, fn(&Request) -> String>;
 
 #[test]
@@ -489,9 +481,17 @@ async fn keyed_layer_trips_one_tenant_only() {
             }
         }
     };
-    let layer =
-        CircuitBreakerLayer::keyed(registry.clone(), tenant as fn(&Request) -> String).http();
-    let _: &CircuitBreakerLayer<HttpStatus, Http, TenantKeyed> = &layer;
+    // The extractor: the `x-tenant` header, or "anonymous". The closure's argument type is
+    // inferred from `keyed`; it needs no cast to a `fn` type.
+    let layer = CircuitBreakerLayer::keyed(registry.clone(), |request: &Request| {
+        request
+            .headers()
+            .get("x-tenant")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("anonymous")
+            .to_owned()
+    })
+    .http();
     let router = Router::new()
         .route("/reports", get(handler))
         .route_layer(layer);
@@ -504,7 +504,7 @@ async fn keyed_layer_trips_one_tenant_only() {
     assert_eq!(calls.get(), 2);
 
     let acme = registry.peek(&"acme".to_owned()).expect("acme's breaker");
-    assert_eq!(acme.name(), "per-tenant/acme");
+    assert_eq!(acme.name(), "per-tenant");
     assert_eq!(acme.state(), State::Open);
 
     // acme is refused without reaching the handler ...
