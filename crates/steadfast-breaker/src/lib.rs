@@ -55,21 +55,42 @@
 //! refreshed every millisecond. Rules are checked when a failure or a slow call is recorded,
 //! at a cost set by the window's shape, not by its traffic. `BENCHMARKS.md` has the numbers.
 //!
-//! A breaker that lives for the whole process (one per dependency, built at startup) can be
-//! made `'static` with [`CircuitBreaker::leak`]; its [`static_layer`](CircuitBreaker::static_layer)
-//! then holds a plain reference per call instead of a counted one, so concurrent calls write
-//! no shared reference count. The plain [`CircuitBreaker::layer`] clones an `Arc` per call.
+//! [`CircuitBreaker::layer`] holds the breaker per call through [striped](striped) handles,
+//! one per core, so calls on different cores write no shared reference count, even when the
+//! service is cloned per request as axum does. A breaker that lives for the whole process can
+//! be made `'static` with [`CircuitBreaker::leak`]; its
+//! [`static_layer`](CircuitBreaker::static_layer) then writes no count at all.
+//!
+//! # Its place among the layers
+//!
+//! For a client of a dependency, outermost first: SLI recording → fallback → cache →
+//! **breaker** → timeout → the client. The breaker sits inside the cache and the fallback, so
+//! that a refusal can be answered from a stale value or a fallback; the timeout sits inside
+//! the breaker (use [`CircuitBreakerLayer::timeout`]), so that a call that hangs counts as a
+//! failure instead of a dropped call.
 //!
 //! # Semantics worth knowing
 //!
 //! - Rules are evaluated when a failure or slow call is recorded: a success never trips.
-//! - In half-open, every probe must succeed; one failure (or slow probe) opens again.
+//! - A rate exactly at its threshold trips (compared as exact fractions, not floats).
+//! - In half-open, every probe must succeed; one failure (or slow probe) opens again. Past
+//!   `max_half_open` the breaker is open, and a probe still running cannot close it.
+//! - Reads are true when read: an open period that has passed reads as half-open, a half-open
+//!   period past its cap as open, with no call needed.
 //! - A call admitted before a transition does not count after it.
-//! - A dropped (cancelled) call counts as neither success nor failure.
+//! - A dropped (cancelled) call counts as [`DropPolicy`] says: by default as a slow call if it
+//!   ran past the slow-call threshold, otherwise as nothing.
+//! - A refusal by a Steadfast breaker nested inside is not a failure of the outer one
+//!   (unless [`Builder::count_nested_refusals`]).
+//! - Manual controls are idempotent.
+//!
+//! `docs/breaker.md` (the guide) has a table of where these differ from resilience4j, Polly and
+//! Sentinel, and why.
 //!
 //! Why the dependencies: `crossbeam-utils` pads counters to cache lines, `strength_reduce`
 //! turns the per-call bucket division into a multiply, `moka` bounds keyed registries,
-//! `fastrand` draws jitter, `pin-project` builds the response future without a box.
+//! `fastrand` draws jitter, `pin-project` builds the response future without a box, `tokio`
+//! (time only) runs the call timeout.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
