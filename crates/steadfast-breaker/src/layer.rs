@@ -102,9 +102,7 @@ impl<C, M, P, T> CircuitBreakerLayer<C, M, P, T> {
     /// [`CircuitBreakerLayer::classify`] after this call).
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    pub fn http(
-        self,
-    ) -> CircuitBreakerLayer<steadfast_core::HttpStatus, crate::mode::Http, P, T> {
+    pub fn http(self) -> CircuitBreakerLayer<steadfast_core::HttpStatus, crate::mode::Http, P, T> {
         self.mode(crate::mode::Http)
             .classify(steadfast_core::HttpStatus::server_errors())
     }
@@ -126,7 +124,9 @@ impl<C, M, P, T> CircuitBreakerLayer<C, M, P, T> {
     }
 }
 
-impl<S, C: Clone, M: Clone, P: MakeProvider, T: Clone> Layer<S> for CircuitBreakerLayer<C, M, P, T> {
+impl<S, C: Clone, M: Clone, P: MakeProvider, T: Clone> Layer<S>
+    for CircuitBreakerLayer<C, M, P, T>
+{
     type Service = CircuitBreakerService<S, C, M, P::Provider, T>;
 
     fn layer(&self, inner: S) -> Self::Service {

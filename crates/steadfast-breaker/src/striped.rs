@@ -129,7 +129,10 @@ impl StripedProvider {
 
     #[inline(never)]
     fn lease_sibling(&self, index: usize) -> Lease {
-        match self.stub.siblings.slots[index].get().and_then(Weak::upgrade) {
+        match self.stub.siblings.slots[index]
+            .get()
+            .and_then(Weak::upgrade)
+        {
             Some(stub) => Lease(stub),
             None => Lease(self.stub.clone()),
         }

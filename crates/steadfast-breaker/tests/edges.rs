@@ -19,10 +19,12 @@ fn make(
     (breaker, time)
 }
 
+type Log = Arc<Mutex<Vec<(State, State)>>>;
+
 /// A breaker whose transitions land in a shared log.
 fn logged(
     configure: impl FnOnce(steadfast_breaker::Builder) -> steadfast_breaker::Builder,
-) -> (CircuitBreaker, MockClock, Arc<Mutex<Vec<(State, State)>>>) {
+) -> (CircuitBreaker, MockClock, Log) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
     let (breaker, time) = make(|b| {
@@ -51,15 +53,28 @@ fn refused(breaker: &CircuitBreaker) -> Rejected {
 /// and one call fewer does not.
 #[test]
 fn rates_exactly_at_the_threshold_trip() {
-    for (failures, calls, rate) in [(55, 100, 0.55), (7, 100, 0.07), (7, 25, 0.28), (1, 3, 1.0 / 3.0)] {
-        let (breaker, _time) = make(|b| b.failure_rate(rate).minimum_calls(calls).count_window(calls));
+    for (failures, calls, rate) in [
+        (55, 100, 0.55),
+        (7, 100, 0.07),
+        (7, 25, 0.28),
+        (1, 3, 1.0 / 3.0),
+    ] {
+        let (breaker, _time) = make(|b| {
+            b.failure_rate(rate)
+                .minimum_calls(calls)
+                .count_window(calls)
+        });
         for _ in 0..calls - failures {
             succeed(&breaker);
         }
         for _ in 0..failures - 1 {
             fail(&breaker);
         }
-        assert_eq!(breaker.state(), State::Closed, "{failures}/{calls} at {rate}, one short");
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "{failures}/{calls} at {rate}, one short"
+        );
         fail(&breaker);
         assert_eq!(breaker.state(), State::Open, "{failures}/{calls} at {rate}");
     }
@@ -84,7 +99,10 @@ fn rates_exactly_at_the_threshold_trip() {
 
 #[test]
 fn reads_show_half_open_once_the_open_period_passes() {
-    let (breaker, time, log) = logged(|b| b.consecutive_failures(1).open_duration(Duration::from_secs(5)));
+    let (breaker, time, log) = logged(|b| {
+        b.consecutive_failures(1)
+            .open_duration(Duration::from_secs(5))
+    });
     fail(&breaker);
     assert_eq!(breaker.state(), State::Open);
     assert_eq!(breaker.snapshot().retry_after, Some(Duration::from_secs(5)));
@@ -100,7 +118,10 @@ fn reads_show_half_open_once_the_open_period_passes() {
     // Reading did not start a half-open period (a status page must not start probing).
     assert_eq!(*log.lock().unwrap(), vec![(State::Closed, State::Open)]);
     succeed(&breaker);
-    assert_eq!(log.lock().unwrap().last(), Some(&(State::Open, State::HalfOpen)));
+    assert_eq!(
+        log.lock().unwrap().last(),
+        Some(&(State::Open, State::HalfOpen))
+    );
 }
 
 #[test]
@@ -120,7 +141,10 @@ fn the_half_open_cap_is_kept_without_a_call() {
     time.advance(Duration::from_millis(1));
     // The cap has passed and no call came: the breaker is open, and says so.
     assert_eq!(breaker.state(), State::Open);
-    assert_eq!(log.lock().unwrap().last(), Some(&(State::HalfOpen, State::Open)));
+    assert_eq!(
+        log.lock().unwrap().last(),
+        Some(&(State::HalfOpen, State::Open))
+    );
     // Its open period counts from the moment the cap passed.
     assert_eq!(breaker.snapshot().retry_after, Some(Duration::from_secs(5)));
     // The probe that outlived the cap cannot close it, nor count.
@@ -163,7 +187,10 @@ fn manual_controls_are_idempotent() {
     assert_eq!(breaker.snapshot().failures, 2);
 
     for (set, state) in [
-        (CircuitBreaker::force_open as fn(&CircuitBreaker), State::ForcedOpen),
+        (
+            CircuitBreaker::force_open as fn(&CircuitBreaker),
+            State::ForcedOpen,
+        ),
         (CircuitBreaker::disable, State::Disabled),
         (CircuitBreaker::metrics_only, State::MetricsOnly),
         (CircuitBreaker::half_open, State::HalfOpen),
@@ -193,7 +220,10 @@ fn manual_controls_are_idempotent() {
     time.advance(Duration::from_secs(3));
     breaker.open_for(Duration::from_secs(10));
     assert_eq!(transitions(), opened);
-    assert_eq!(breaker.snapshot().retry_after, Some(Duration::from_secs(10)));
+    assert_eq!(
+        breaker.snapshot().retry_after,
+        Some(Duration::from_secs(10))
+    );
 }
 
 #[test]
@@ -201,7 +231,10 @@ fn controls_peers_have() {
     // Open for a duration, then half-open as after a trip.
     let (breaker, time) = make(|b| b.consecutive_failures(3).half_open_probes(1));
     breaker.open_for(Duration::from_secs(2));
-    assert_eq!(refused(&breaker).retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(
+        refused(&breaker).retry_after(),
+        Some(Duration::from_secs(2))
+    );
     time.advance(Duration::from_secs(2));
     succeed(&breaker);
     assert_eq!(breaker.state(), State::Closed);
@@ -209,7 +242,10 @@ fn controls_peers_have() {
     // Open until an instant (the real clock of `Instant`, measured against the breaker's).
     breaker.open_until(Instant::now() + Duration::from_secs(60));
     let wait = refused(&breaker).retry_after().unwrap();
-    assert!(wait > Duration::from_secs(58) && wait <= Duration::from_secs(60), "{wait:?}");
+    assert!(
+        wait > Duration::from_secs(58) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
 
     // Half-open by hand.
     breaker.half_open();
@@ -226,7 +262,11 @@ fn controls_peers_have() {
     assert_eq!(half.state(), State::HalfOpen);
 
     // An outcome with a duration measured elsewhere.
-    let (timed, _time) = make(|b| b.no_failure_rate().slow_calls(Duration::from_secs(1), 1.0).minimum_calls(1));
+    let (timed, _time) = make(|b| {
+        b.no_failure_rate()
+            .slow_calls(Duration::from_secs(1), 1.0)
+            .minimum_calls(1)
+    });
     timed
         .try_acquire()
         .unwrap()
@@ -278,15 +318,23 @@ fn open_durations_from_a_function() {
         b.consecutive_failures(1)
             .half_open_probes(1)
             .open_duration_fn(move |context: &OpenContext| {
-                sink.lock().unwrap().push((context.from, context.failed_probes));
+                sink.lock()
+                    .unwrap()
+                    .push((context.from, context.failed_probes));
                 Duration::from_secs(1 + u64::from(context.failed_probes) * 10)
             })
     });
     fail(&breaker);
-    assert_eq!(refused(&breaker).retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(
+        refused(&breaker).retry_after(),
+        Some(Duration::from_secs(1))
+    );
     time.advance(Duration::from_secs(1));
     fail(&breaker); // the probe fails
-    assert_eq!(refused(&breaker).retry_after(), Some(Duration::from_secs(11)));
+    assert_eq!(
+        refused(&breaker).retry_after(),
+        Some(Duration::from_secs(11))
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         vec![(State::Closed, 0), (State::HalfOpen, 1)]

@@ -26,10 +26,14 @@ fn mocked(
 /// Fifty calls into a dependency that hangs, each cancelled by a timeout outside the breaker
 /// after `ran` of breaker time.
 async fn cancel_fifty(breaker: &CircuitBreaker, time: &MockClock, ran: Duration) {
-    let service = ServiceBuilder::new().layer(breaker.layer()).service(hangs());
+    let service = ServiceBuilder::new()
+        .layer(breaker.layer())
+        .service(hangs());
     for _ in 0..50 {
         let mut service = service.clone();
-        let Ok(ready) = service.ready().await else { continue };
+        let Ok(ready) = service.ready().await else {
+            continue;
+        };
         let call = ready.call(());
         time.advance(ran);
         // The outer timeout drops the call.
@@ -90,12 +94,18 @@ async fn a_dropped_slow_probe_reopens_and_a_quick_one_frees_its_slot() {
     });
     breaker.try_acquire().unwrap().failure();
     time.advance(Duration::from_secs(5));
-    let service = ServiceBuilder::new().layer(breaker.layer()).service(hangs());
+    let service = ServiceBuilder::new()
+        .layer(breaker.layer())
+        .service(hangs());
 
     let quick = service.clone().oneshot(());
     let _ = tokio::time::timeout(Duration::from_millis(10), quick).await;
     assert_eq!(breaker.state(), State::HalfOpen);
-    assert_eq!(breaker.snapshot().probes, Some((0, 0)), "the slot was not freed");
+    assert_eq!(
+        breaker.snapshot().probes,
+        Some((0, 0)),
+        "the slot was not freed"
+    );
 
     let mut slow_service = service.clone();
     let slow = slow_service.ready().await.unwrap().call(());
@@ -106,7 +116,10 @@ async fn a_dropped_slow_probe_reopens_and_a_quick_one_frees_its_slot() {
 
 #[tokio::test(start_paused = true)]
 async fn a_timeout_inside_the_breaker_is_a_failure() {
-    let breaker = CircuitBreaker::builder("inside").consecutive_failures(3).build().unwrap();
+    let breaker = CircuitBreaker::builder("inside")
+        .consecutive_failures(3)
+        .build()
+        .unwrap();
     let service = ServiceBuilder::new()
         .layer(breaker.layer().timeout(Duration::from_millis(250)))
         .service(hangs());
@@ -119,14 +132,23 @@ async fn a_timeout_inside_the_breaker_is_a_failure() {
     assert!(error.is_rejected());
     // A call that answers in time is not timed out.
     let quick = ServiceBuilder::new()
-        .layer(CircuitBreaker::builder("quick").build().unwrap().layer().timeout(Duration::from_secs(1)))
+        .layer(
+            CircuitBreaker::builder("quick")
+                .build()
+                .unwrap()
+                .layer()
+                .timeout(Duration::from_secs(1)),
+        )
         .service(service_fn(|()| async { Ok::<_, std::io::Error>(7) }));
     assert_eq!(quick.oneshot(()).await.unwrap(), 7);
 }
 
 #[tokio::test(start_paused = true)]
 async fn timeouts_answer_504_in_http_mode() {
-    let breaker = CircuitBreaker::builder("http").consecutive_failures(2).build().unwrap();
+    let breaker = CircuitBreaker::builder("http")
+        .consecutive_failures(2)
+        .build()
+        .unwrap();
     let service = ServiceBuilder::new()
         .layer(breaker.layer().timeout(Duration::from_millis(50)).http())
         .service(service_fn(|_: http::Request<()>| {
@@ -138,7 +160,10 @@ async fn timeouts_answer_504_in_http_mode() {
         .await
         .unwrap();
     assert_eq!(response.status(), 504);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
 }
 
 /// A global breaker around a per-host one: the host's refusals are not the global breaker's
@@ -151,11 +176,16 @@ async fn nested_refusals_are_not_failures_of_the_outer_breaker() {
             .count_nested_refusals(count_nested)
             .build()
             .unwrap();
-        let host = CircuitBreaker::builder("host").consecutive_failures(1).build().unwrap();
+        let host = CircuitBreaker::builder("host")
+            .consecutive_failures(1)
+            .build()
+            .unwrap();
         let service = ServiceBuilder::new()
             .layer(outer.layer())
             .layer(host.layer())
-            .service(service_fn(|()| async { Err::<(), _>(std::io::Error::other("down")) }));
+            .service(service_fn(|()| async {
+                Err::<(), _>(std::io::Error::other("down"))
+            }));
         // The first call fails for real: one failure for both breakers; the host opens.
         let _ = service.clone().oneshot(()).await;
         assert_eq!(host.state(), State::Open);
@@ -165,8 +195,16 @@ async fn nested_refusals_are_not_failures_of_the_outer_breaker() {
             // Counted, the refusals trip the outer breaker, which then refuses itself.
             assert!(error.into_inner().is_none_or(|inner| inner.is_rejected()));
         }
-        let expected = if count_nested { State::Open } else { State::Closed };
-        assert_eq!(outer.state(), expected, "count_nested_refusals = {count_nested}");
+        let expected = if count_nested {
+            State::Open
+        } else {
+            State::Closed
+        };
+        assert_eq!(
+            outer.state(),
+            expected,
+            "count_nested_refusals = {count_nested}"
+        );
         if !count_nested {
             assert_eq!(outer.snapshot().failures, 1);
         }
@@ -175,7 +213,10 @@ async fn nested_refusals_are_not_failures_of_the_outer_breaker() {
 
 #[tokio::test]
 async fn nested_refusals_in_http_mode_are_not_failures_either() {
-    let outer = CircuitBreaker::builder("global").consecutive_failures(2).build().unwrap();
+    let outer = CircuitBreaker::builder("global")
+        .consecutive_failures(2)
+        .build()
+        .unwrap();
     let host = CircuitBreaker::builder("host").build().unwrap();
     host.force_open();
     let service = ServiceBuilder::new()
@@ -185,7 +226,11 @@ async fn nested_refusals_in_http_mode_are_not_failures_either() {
             Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::new()))
         }));
     for _ in 0..5 {
-        let response = service.clone().oneshot(http::Request::new(())).await.unwrap();
+        let response = service
+            .clone()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 503);
     }
     assert_eq!(outer.state(), State::Closed);
@@ -206,10 +251,27 @@ async fn nested_refusals_in_http_mode_are_not_failures_either() {
 
 #[tokio::test]
 async fn call_async_runs_and_counts() {
-    let breaker = CircuitBreaker::builder("async").consecutive_failures(2).build().unwrap();
-    assert_eq!(breaker.call_async(async { Ok::<_, &str>(1) }).await.unwrap(), 1);
+    let breaker = CircuitBreaker::builder("async")
+        .consecutive_failures(2)
+        .build()
+        .unwrap();
+    assert_eq!(
+        breaker
+            .call_async(async { Ok::<_, &str>(1) })
+            .await
+            .unwrap(),
+        1
+    );
     for _ in 0..2 {
-        assert!(!breaker.call_async(async { Err::<(), _>("down") }).await.unwrap_err().is_rejected());
+        assert!(!breaker
+            .call_async(async { Err::<(), _>("down") })
+            .await
+            .unwrap_err()
+            .is_rejected());
     }
-    assert!(breaker.call_async(async { Ok::<_, &str>(1) }).await.unwrap_err().is_rejected());
+    assert!(breaker
+        .call_async(async { Ok::<_, &str>(1) })
+        .await
+        .unwrap_err()
+        .is_rejected());
 }

@@ -31,9 +31,16 @@ fn op() -> impl Strategy<Value = Op> {
 /// What the breaker should do, written as plainly as possible.
 #[derive(Debug)]
 enum Model {
-    Closed { in_a_row: u32 },
-    Open { until_ms: u64 },
-    HalfOpen { succeeded: u32, deadline_ms: Option<u64> },
+    Closed {
+        in_a_row: u32,
+    },
+    Open {
+        until_ms: u64,
+    },
+    HalfOpen {
+        succeeded: u32,
+        deadline_ms: Option<u64>,
+    },
     ForcedOpen,
 }
 

@@ -47,7 +47,10 @@ impl fmt::Debug for Builder {
             .field("config", &self.config)
             .field("clock", &self.clock)
             .field("listener", &Present(self.listener.is_some()))
-            .field("open_duration_fn", &Present(self.open_duration_fn.is_some()))
+            .field(
+                "open_duration_fn",
+                &Present(self.open_duration_fn.is_some()),
+            )
             .finish()
     }
 }

@@ -201,7 +201,9 @@ impl Inner {
         } else {
             0
         };
-        let duration = self.open.duration(&OpenContext::new(from, streak, self.open.base));
+        let duration = self
+            .open
+            .duration(&OpenContext::new(from, streak, self.open.base));
         let until = from_ms + (duration.as_millis() as u64).max(1);
         if !self.state.transition(word, word.next(State::Open, until)) {
             return false;

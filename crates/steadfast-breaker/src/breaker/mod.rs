@@ -281,7 +281,8 @@ impl CircuitBreaker {
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.call_async_with(&steadfast_core::AnyError, future).await
+        self.call_async_with(&steadfast_core::AnyError, future)
+            .await
     }
 
     /// Awaits `future` through the breaker, classifying its result with `classify`.

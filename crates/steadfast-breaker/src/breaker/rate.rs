@@ -80,7 +80,8 @@ impl Threshold {
     /// Whether `part / calls >= num / den`; false when `calls` is zero.
     #[inline]
     pub(crate) fn reached(self, part: u64, calls: u64) -> bool {
-        calls != 0 && u128::from(part) * u128::from(self.den) >= u128::from(self.num) * u128::from(calls)
+        calls != 0
+            && u128::from(part) * u128::from(self.den) >= u128::from(self.num) * u128::from(calls)
     }
 }
 
@@ -117,9 +118,19 @@ mod tests {
 
     #[test]
     fn odd_values_do_not_panic() {
-        for rate in [f64::MIN_POSITIVE, 5e-324, 1e-30, 1e-12, 0.999_999_999_999_999_9, 0.3] {
+        for rate in [
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e-30,
+            1e-12,
+            0.999_999_999_999_999_9,
+            0.3,
+        ] {
             let threshold = Threshold::new(rate);
-            assert!(threshold.num >= 1 && threshold.num <= threshold.den, "{rate}");
+            assert!(
+                threshold.num >= 1 && threshold.num <= threshold.den,
+                "{rate}"
+            );
             assert!(threshold.reached(1, 1));
         }
     }
