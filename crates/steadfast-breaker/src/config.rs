@@ -234,8 +234,6 @@ mod none_or {
     pub(super) const NONE: &str = "none";
 
     /// Writes `Some(value)` as the value, `None` as `"none"`.
-    // `&Option<T>` is the signature serde's `with` calls.
-    #[allow(clippy::ref_option)]
     pub(super) fn serialize<T, S>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error>
     where
         T: Serialize,
@@ -263,8 +261,6 @@ mod none_or {
         use super::{Deserializer, Duration, Serializer};
         use humantime_serde::Serde;
 
-        // `&Option<Duration>` is the signature serde's `with` calls.
-        #[allow(clippy::ref_option)]
         pub(in crate::config) fn serialize<S: Serializer>(
             value: &Option<Duration>,
             serializer: S,
