@@ -55,7 +55,7 @@
 //! refreshed every millisecond. Rules are checked when a failure or a slow call is recorded,
 //! at a cost set by the window's shape, not by its traffic. `BENCHMARKS.md` has the numbers.
 //!
-//! [`CircuitBreaker::layer`] holds the breaker per call through [striped](striped) handles,
+//! [`CircuitBreaker::layer`] holds the breaker per call through [`striped`] handles,
 //! one per core, so calls on different cores write no shared reference count, even when the
 //! service is cloned per request as axum does. A breaker that lives for the whole process can
 //! be made `'static` with [`CircuitBreaker::leak`]; its
