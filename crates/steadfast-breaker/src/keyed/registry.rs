@@ -203,13 +203,7 @@ where
     }
 
     #[cold]
-    fn get_slow(
-        &self,
-        shard: &RwLock<Shard<K>>,
-        hash: u64,
-        key: K,
-        now: u32,
-    ) -> CircuitBreaker {
+    fn get_slow(&self, shard: &RwLock<Shard<K>>, hash: u64, key: K, now: u32) -> CircuitBreaker {
         let inner = &*self.inner;
         // Built before the lock is taken, to keep the write lock short; another thread may
         // have made the key's breaker meanwhile, and then this one is dropped unused.
@@ -281,7 +275,11 @@ where
         let hash = inner.hasher.hash_one(key);
         let removed = {
             let mut shard = inner.shard(hash).write();
-            let removed = match shard.map.raw_entry_mut_v1().from_key_hashed_nocheck(hash, key) {
+            let removed = match shard
+                .map
+                .raw_entry_mut_v1()
+                .from_key_hashed_nocheck(hash, key)
+            {
                 RawEntryMut::Occupied(entry) => Some(entry.swap_remove()),
                 RawEntryMut::Vacant(_) => None,
             };
@@ -351,7 +349,10 @@ where
     /// Whether the registry holds no breaker.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.inner.shards.iter().all(|shard| shard.read().map.is_empty())
+        self.inner
+            .shards
+            .iter()
+            .all(|shard| shard.read().map.is_empty())
     }
 
     /// A snapshot of every breaker that is not idle, with its key, for status pages.
@@ -501,7 +502,11 @@ fn shard_capacity(max_keys: u64, shards: usize, index: usize) -> usize {
 impl<K> fmt::Debug for BreakerRegistry<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        let len: usize = inner.shards.iter().map(|shard| shard.read().map.len()).sum();
+        let len: usize = inner
+            .shards
+            .iter()
+            .map(|shard| shard.read().map.len())
+            .sum();
         f.debug_struct("BreakerRegistry")
             .field("template", &inner.template.name())
             .field("keys", &len)
@@ -518,7 +523,6 @@ impl<K> fmt::Debug for BreakerRegistry<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn shard_counts_are_powers_of_two_with_room_in_each() {
