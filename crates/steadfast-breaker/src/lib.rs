@@ -88,9 +88,10 @@
 //! Sentinel, and why.
 //!
 //! Why the dependencies: `crossbeam-utils` pads counters to cache lines, `strength_reduce`
-//! turns the per-call bucket division into a multiply, `moka` bounds keyed registries,
-//! `fastrand` draws jitter, `pin-project` builds the response future without a box, `tokio`
-//! (time only) runs the call timeout.
+//! turns the per-call bucket division into a multiply; `indexmap` (sampled eviction),
+//! `foldhash` (seeded hashing of attacker-chosen keys) and `parking_lot` (shard locks) make
+//! the keyed registry; `fastrand` draws jitter and samples, `pin-project` builds the response
+//! future without a box, `tokio` (time only) runs the call timeout.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 

@@ -206,12 +206,12 @@ impl Borrow<CircuitBreaker> for KeyedHandle {
 fn passthrough() -> &'static CircuitBreaker {
     static PASSTHROUGH: OnceLock<CircuitBreaker> = OnceLock::new();
     PASSTHROUGH.get_or_init(|| {
-        let breaker = CircuitBreaker::builder("steadfast-unkeyed")
+        // Disabled from the start: it records nothing and emits no transition.
+        CircuitBreaker::builder("steadfast-unkeyed")
             .consecutive_failures(1)
+            .initial_state(crate::State::Disabled)
             .build()
-            .expect("a valid config");
-        breaker.disable();
-        breaker
+            .expect("a valid config")
     })
 }
 
