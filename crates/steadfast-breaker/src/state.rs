@@ -493,4 +493,46 @@ mod loom_tests {
             assert_eq!(probes.counts(generation), (1, 0));
         });
     }
+
+    /// A reader that finds the half-open cap passed (half-open → open, anchored at the cap)
+    /// races the period's last probe succeeding (half-open → closed): exactly one move
+    /// happens, and a probe that lost can no longer count toward any period.
+    #[test]
+    fn the_cap_and_a_late_probe_never_both_win() {
+        loom::model(|| {
+            let half_open = Word::initial(State::Closed).next(State::HalfOpen, 100);
+            let cell = Arc::new(StateCell::new(half_open));
+            let probes = Arc::new(Probes::new());
+            let generation = half_open.generation();
+            assert!(probes.try_admit(generation, 1, || true));
+
+            let reader = {
+                let cell = cell.clone();
+                thread::spawn(move || {
+                    let word = cell.load();
+                    word.state() == State::HalfOpen
+                        && cell.transition(word, word.next(State::Open, word.time_ms() + 5))
+                })
+            };
+            let probe = {
+                let (cell, probes) = (cell.clone(), probes.clone());
+                thread::spawn(move || {
+                    let word = cell.load();
+                    word.state() == State::HalfOpen
+                        && word.generation() == generation
+                        && probes.succeed(generation) >= 1
+                        && cell.transition(word, word.next(State::Closed, 0))
+                })
+            };
+            let opened = reader.join().unwrap();
+            let closed = probe.join().unwrap();
+            assert!(opened ^ closed, "opened {opened}, closed {closed}");
+            let word = cell.load();
+            assert_eq!(word.generation(), generation + 1);
+            assert_eq!(
+                word.state(),
+                if opened { State::Open } else { State::Closed }
+            );
+        });
+    }
 }
