@@ -5,17 +5,27 @@
 //!
 //! Groups:
 //!
-//! - `closed_call`: the cost of one successful call through a closed breaker, single thread.
-//!   Tower services are driven by hand: `poll_ready`, `call`, then one poll of the response
+//! - `closed_call`: the cost of one successful call through a closed breaker, single thread,
+//!   with the service driven *by hand*: `poll_ready`, `call`, then one poll of the response
 //!   future with a no-op waker (the inner service answers with a ready future, so one poll
 //!   completes it). No async runtime is involved in the measured loop. `bare` is the inner
-//!   service alone; subtract it to get a breaker's overhead.
+//!   service alone; subtract it to get a breaker's overhead. `steadfast_keyed` goes through a
+//!   keyed layer, registry lookup included.
+//! - `closed_call_async`: the same calls written as most code writes them, an `async` block
+//!   of `ready().await?` and `call(request).await`, polled once per call with a no-op waker.
+//! - `closed_call_clone`: a clone of the service per call, driven by hand and then dropped,
+//!   as axum does with the service of a route.
 //! - `open_rejection`: the cost of a call refused by a breaker that tripped for real (a
 //!   failing call with a one-failure rule and a long open period), not one forced open.
+//! - `http_refusal` (feature `http`): through `breaker.layer().http()` around a service of
+//!   `http::Response<axum::body::Body>`, a served call against a refused one.
 //! - `window_fill`: the cost of a closed call when the breaker's time window already holds
 //!   0, 1 000 or 100 000 calls.
 //! - `threads`: closed calls from one thread and from two threads sharing one breaker; the
 //!   estimate is wall-clock time per call over all threads, so the inverse is throughput.
+//!
+//! `benches/breaker_icount.rs` runs the same calls a fixed number of times, for counting
+//! instructions under callgrind.
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -26,8 +36,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use steadfast::breaker::{CircuitBreaker, State};
-use tower::{service_fn, Layer, Service};
+use steadfast::breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerLayer, State};
+use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_resilience_circuitbreaker as trcb;
 
 /// The request that makes [`flaky`] fail.
@@ -69,6 +79,31 @@ fn call_once<S: Service<u64>>(service: &mut S, request: u64) -> Result<S::Respon
         Poll::Ready(output) => output,
         Poll::Pending => panic!("benchmarked futures complete in one poll"),
     }
+}
+
+/// One call the way most code writes it: an `async` block of `ready().await?` and
+/// `call(request).await`, polled once.
+///
+/// The service goes through `black_box`, so that nothing about it is known at compile time
+/// and the block's work cannot be folded into the loop around it.
+#[inline(always)]
+fn call_async<S: Service<u64>>(service: &mut S, request: u64) -> Result<S::Response, S::Error> {
+    let service = black_box(service);
+    poll_once(async move {
+        service.ready().await?;
+        service.call(request).await
+    })
+}
+
+/// One call on a clone of `service`, driven by hand, then the clone dropped: what axum does
+/// with a route's service on every request.
+#[inline(always)]
+fn call_cloned<S: Service<u64> + Clone>(
+    service: &S,
+    request: u64,
+) -> Result<S::Response, S::Error> {
+    let mut clone = black_box(service).clone();
+    call_once(&mut clone, request)
 }
 
 /// Polls a future that must complete at once.
@@ -169,6 +204,137 @@ fn tower_resilience_count_window() -> trcb::CircuitBreakerLayer {
         .expect("valid config")
 }
 
+/// recloser's sync API as a Tower service, so that it can be driven like the others: the
+/// inner call runs inside `Recloser::call` (its future is ready, so it is unwrapped there).
+/// Clones share one `Recloser` through an `Arc`, as they must to share its state.
+#[derive(Clone)]
+struct RecloserSync<S> {
+    recloser: Arc<recloser::Recloser>,
+    inner: S,
+}
+
+impl<S> Service<u64> for RecloserSync<S>
+where
+    S: Service<u64, Response = u64, Error = Infallible, Future = Ready<Result<u64, Infallible>>>,
+{
+    type Response = u64;
+    type Error = recloser::Error<Infallible>;
+    type Future = Ready<Result<u64, recloser::Error<Infallible>>>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
+    }
+
+    #[inline]
+    fn call(&mut self, request: u64) -> Self::Future {
+        let future = self.inner.call(request);
+        ready(self.recloser.call(|| future.into_inner()))
+    }
+}
+
+/// recloser's future API as a Tower service: the response future is `AsyncRecloser::call`'s.
+#[derive(Clone)]
+struct RecloserAsync<S> {
+    recloser: recloser::AsyncRecloser,
+    inner: S,
+}
+
+impl<S: Service<u64, Error = Infallible>> Service<u64> for RecloserAsync<S> {
+    type Response = S::Response;
+    type Error = recloser::Error<Infallible>;
+    type Future = recloser::RecloserFuture<S::Future, recloser::AnyError>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
+    }
+
+    #[inline]
+    fn call(&mut self, request: u64) -> Self::Future {
+        self.recloser.call(self.inner.call(request))
+    }
+}
+
+/// [`RecloserSync`] over [`echo`].
+fn recloser_sync_echo() -> RecloserSync<
+    impl Service<u64, Response = u64, Error = Infallible, Future = Ready<Result<u64, Infallible>>>
+        + Clone,
+> {
+    RecloserSync {
+        recloser: Arc::new(recloser_closed()),
+        inner: echo(),
+    }
+}
+
+/// [`RecloserAsync`] over [`echo`].
+fn recloser_async_echo() -> RecloserAsync<
+    impl Service<u64, Response = u64, Error = Infallible, Future = Ready<Result<u64, Infallible>>>
+        + Clone,
+> {
+    RecloserAsync {
+        recloser: recloser::AsyncRecloser::from(recloser_closed()),
+        inner: echo(),
+    }
+}
+
+/// The stripe of a default-layer service, read from its provider's `Debug` output.
+fn stripe_of<P: std::fmt::Debug>(provider: &P) -> usize {
+    let text = format!("{provider:?}");
+    let start = text
+        .find("stripe: ")
+        .expect("the provider shows its stripe")
+        + "stripe: ".len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a stripe number")
+}
+
+/// A default-layer service over [`echo`] made on another thread, on a stripe other than this
+/// thread's; `None` if the breaker has one stripe (a one-core machine).
+fn steadfast_other_stripe(
+) -> Option<impl Service<u64, Response = u64, Error = steadfast::breaker::Error<Infallible>> + Clone>
+{
+    let layer = steadfast_time_window().layer();
+    let here = stripe_of(layer.layer(echo()).provider());
+    // Threads take stripes in turn, so one of the next few threads has another one.
+    (0..8).find_map(|_| {
+        let layer = layer.clone();
+        let service = std::thread::spawn(move || layer.layer(echo()))
+            .join()
+            .expect("thread");
+        (stripe_of(service.provider()) != here).then_some(service)
+    })
+}
+
+/// The keys of `closed_call/steadfast_keyed`: requests map to this many keys.
+const KEYS: u64 = 64;
+
+/// A keyed layer over [`echo`]: a registry of at most 10 000 breakers built like
+/// [`steadfast_time_window`], the key `request % 64`, every key already in the registry.
+fn steadfast_keyed_echo(
+) -> impl Service<u64, Response = u64, Error = steadfast::breaker::Error<Infallible>> + Clone {
+    let registry = BreakerRegistry::<u64>::new(
+        CircuitBreaker::builder("bench-keyed")
+            .failure_rate(0.5)
+            .minimum_calls(20)
+            .time_window(Duration::from_secs(10), 10)
+            .consecutive_failures(1000),
+        10_000,
+        Duration::from_secs(600),
+    )
+    .expect("valid config");
+    let mut service =
+        CircuitBreakerLayer::keyed(registry.clone(), |request: &u64| *request % KEYS).layer(echo());
+    for key in 0..KEYS {
+        call_once(&mut service, key).expect("closed");
+    }
+    assert_eq!(registry.len(), KEYS);
+    service
+}
+
 /// A tower-resilience service over [`echo`] with a time-based window of `window`.
 fn tower_resilience_echo(
     window: Duration,
@@ -242,7 +408,7 @@ where
     }
 }
 
-/// Group `closed_call`.
+/// Group `closed_call`: every service driven by hand.
 fn closed_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("closed_call");
     group
@@ -254,6 +420,7 @@ fn closed_call(c: &mut Criterion) {
         b.iter(|| black_box(call_once(&mut bare, black_box(1)).is_ok()))
     });
 
+    // The default layer: calls hold a striped handle (the stub of their core).
     let mut service = steadfast_time_window().layer().layer(echo());
     group.bench_function("steadfast", |b| {
         b.iter(|| black_box(call_once(&mut service, black_box(1)).is_ok()))
@@ -263,6 +430,26 @@ fn closed_call(c: &mut Criterion) {
     let mut service = steadfast_time_window().leak().static_layer().layer(echo());
     group.bench_function("steadfast_static", |b| {
         b.iter(|| black_box(call_once(&mut service, black_box(1)).is_ok()))
+    });
+
+    // The default layer, called from a thread whose stripe is not the one the service was
+    // made on (a task that moved to another worker thread): each call leases its own
+    // stripe's stub through the sibling path.
+    if let Some(mut service) = steadfast_other_stripe() {
+        group.bench_function("steadfast_other_stripe", |b| {
+            b.iter(|| black_box(call_once(&mut service, black_box(1)).is_ok()))
+        });
+    }
+
+    // One breaker per key, looked up in the registry on every call; requests cycle through
+    // the 64 keys.
+    let mut service = steadfast_keyed_echo();
+    let mut request = 0u64;
+    group.bench_function("steadfast_keyed", |b| {
+        b.iter(|| {
+            request = request.wrapping_add(1);
+            black_box(call_once(&mut service, black_box(request)).is_ok())
+        })
     });
 
     let mut service = steadfast_slow_calls().layer().layer(echo());
@@ -301,6 +488,16 @@ fn closed_call(c: &mut Criterion) {
         b.iter(|| black_box(poll_once(recloser.call(ready(f(black_box(1))))).is_ok()))
     });
 
+    let mut service = recloser_sync_echo();
+    group.bench_function("recloser_sync_service", |b| {
+        b.iter(|| black_box(call_once(&mut service, black_box(1)).is_ok()))
+    });
+
+    let mut service = recloser_async_echo();
+    group.bench_function("recloser_async_service", |b| {
+        b.iter(|| black_box(call_once(&mut service, black_box(1)).is_ok()))
+    });
+
     let failsafe = failsafe_closed();
     group.bench_function("failsafe_sync", |b| {
         b.iter(|| black_box(failsafe::CircuitBreaker::call(&failsafe, || f(black_box(1))).is_ok()))
@@ -328,6 +525,84 @@ fn closed_call(c: &mut Criterion) {
     let mut service = tower_resilience_count_window().layer(echo());
     group.bench_function("tower_resilience_count_window", |b| {
         b.iter(|| black_box(call_once(&mut service, black_box(1)).is_ok()))
+    });
+
+    group.finish();
+}
+
+/// Group `closed_call_async`: every Tower service called from an `async` block.
+fn closed_call_async(c: &mut Criterion) {
+    let mut group = c.benchmark_group("closed_call_async");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+
+    let mut service = echo();
+    group.bench_function("bare", |b| {
+        b.iter(|| black_box(call_async(&mut service, black_box(1)).is_ok()))
+    });
+    let mut service = steadfast_time_window().layer().layer(echo());
+    group.bench_function("steadfast", |b| {
+        b.iter(|| black_box(call_async(&mut service, black_box(1)).is_ok()))
+    });
+    let mut service = steadfast_time_window().leak().static_layer().layer(echo());
+    group.bench_function("steadfast_static", |b| {
+        b.iter(|| black_box(call_async(&mut service, black_box(1)).is_ok()))
+    });
+    let mut service = steadfast_keyed_echo();
+    let mut request = 0u64;
+    group.bench_function("steadfast_keyed", |b| {
+        b.iter(|| {
+            request = request.wrapping_add(1);
+            black_box(call_async(&mut service, black_box(request)).is_ok())
+        })
+    });
+    let mut service = recloser_sync_echo();
+    group.bench_function("recloser_sync_service", |b| {
+        b.iter(|| black_box(call_async(&mut service, black_box(1)).is_ok()))
+    });
+    let mut service = recloser_async_echo();
+    group.bench_function("recloser_async_service", |b| {
+        b.iter(|| black_box(call_async(&mut service, black_box(1)).is_ok()))
+    });
+
+    group.finish();
+}
+
+/// Group `closed_call_clone`: a clone of every Tower service per call, as axum does.
+fn closed_call_clone(c: &mut Criterion) {
+    let mut group = c.benchmark_group("closed_call_clone");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+
+    let service = echo();
+    group.bench_function("bare", |b| {
+        b.iter(|| black_box(call_cloned(&service, black_box(1)).is_ok()))
+    });
+    let service = steadfast_time_window().layer().layer(echo());
+    group.bench_function("steadfast", |b| {
+        b.iter(|| black_box(call_cloned(&service, black_box(1)).is_ok()))
+    });
+    let service = steadfast_time_window().leak().static_layer().layer(echo());
+    group.bench_function("steadfast_static", |b| {
+        b.iter(|| black_box(call_cloned(&service, black_box(1)).is_ok()))
+    });
+    let service = steadfast_keyed_echo();
+    let mut request = 0u64;
+    group.bench_function("steadfast_keyed", |b| {
+        b.iter(|| {
+            request = request.wrapping_add(1);
+            black_box(call_cloned(&service, black_box(request)).is_ok())
+        })
+    });
+    let service = recloser_sync_echo();
+    group.bench_function("recloser_sync_service", |b| {
+        b.iter(|| black_box(call_cloned(&service, black_box(1)).is_ok()))
+    });
+    let service = recloser_async_echo();
+    group.bench_function("recloser_async_service", |b| {
+        b.iter(|| black_box(call_cloned(&service, black_box(1)).is_ok()))
     });
 
     group.finish();
@@ -423,6 +698,114 @@ fn open_rejection(c: &mut Criterion) {
     group.finish();
 }
 
+/// Group `http_refusal`: the HTTP mode, a served call against a refused one.
+///
+/// The inner service answers `200` with a two-byte axum body, the cheapest response an axum
+/// handler makes; `served_with_header` adds a `content-type`, as a JSON handler would. Every
+/// response goes through `black_box` whole and is dropped within the iteration.
+#[cfg(feature = "http")]
+fn http_refusal(c: &mut Criterion) {
+    use axum::body::Body;
+    use http::{header, HeaderValue, Response, StatusCode};
+
+    /// Answers `200 ok`, or `500` on [`FAIL`] (to trip breakers for real).
+    fn ok(request: u64) -> Ready<Result<Response<Body>, Infallible>> {
+        let mut response = Response::new(Body::from("ok"));
+        if request == FAIL {
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        ready(Ok(response))
+    }
+    fn json(_: u64) -> Ready<Result<Response<Body>, Infallible>> {
+        let mut response = Response::new(Body::from("ok"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        ready(Ok(response))
+    }
+    /// A breaker that opens on the first failure and stays open for `open`.
+    fn tripped(open: Duration) -> CircuitBreaker {
+        let breaker = CircuitBreaker::builder("bench-http")
+            .consecutive_failures(1)
+            .open_duration(open)
+            .build()
+            .expect("valid config");
+        let mut service = breaker.layer().http().layer(service_fn(ok));
+        let response = call_once(&mut service, FAIL).expect("infallible");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(breaker.state(), State::Open);
+        breaker
+    }
+
+    let mut group = c.benchmark_group("http_refusal");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+
+    let mut service = service_fn(ok);
+    group.bench_function("bare_served", |b| {
+        b.iter(|| black_box(&call_once(&mut service, black_box(1))).is_ok())
+    });
+
+    let mut service = steadfast_time_window().layer().http().layer(service_fn(ok));
+    assert_eq!(
+        call_once(&mut service, 1).expect("infallible").status(),
+        StatusCode::OK
+    );
+    group.bench_function("served", |b| {
+        b.iter(|| black_box(&call_once(&mut service, black_box(1))).is_ok())
+    });
+
+    let mut service = steadfast_time_window()
+        .layer()
+        .http()
+        .layer(service_fn(json));
+    group.bench_function("served_with_header", |b| {
+        b.iter(|| black_box(&call_once(&mut service, black_box(1))).is_ok())
+    });
+
+    // Tripped for real, open for a minute: `Retry-After` comes from the table (up to 600 s).
+    let mut service = tripped(Duration::from_secs(60))
+        .layer()
+        .http()
+        .layer(service_fn(ok));
+    let response = call_once(&mut service, 1).expect("infallible");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    group.bench_function("refused_open", |b| {
+        b.iter(|| black_box(&call_once(&mut service, black_box(1))).is_ok())
+    });
+
+    // Open for an hour: `Retry-After` (3 600 s and less) is past the table, so it is formatted.
+    let mut service = tripped(Duration::from_secs(3600))
+        .layer()
+        .http()
+        .layer(service_fn(ok));
+    let response = call_once(&mut service, 1).expect("infallible");
+    assert_eq!(response.headers()[header::RETRY_AFTER], "3600");
+    group.bench_function("refused_open_1h", |b| {
+        b.iter(|| black_box(&call_once(&mut service, black_box(1))).is_ok())
+    });
+
+    // Forced open: no `Retry-After`.
+    let breaker = steadfast_time_window();
+    breaker.force_open();
+    let mut service = breaker.layer().http().layer(service_fn(ok));
+    let response = call_once(&mut service, 1).expect("infallible");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!response.headers().contains_key(header::RETRY_AFTER));
+    group.bench_function("refused_forced_open", |b| {
+        b.iter(|| black_box(&call_once(&mut service, black_box(1))).is_ok())
+    });
+
+    group.finish();
+}
+
+/// Group `http_refusal` needs feature `http`.
+#[cfg(not(feature = "http"))]
+fn http_refusal(_: &mut Criterion) {}
+
 /// The window fills of group `window_fill`.
 const FILLS: [u64; 3] = [0, 1_000, 100_000];
 
@@ -492,19 +875,21 @@ fn window_fill(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs `make()`'s work `iters` times on each of `threads` threads started together.
+/// Runs `make()`'s work `iters` times on each of `threads` threads started together; each
+/// thread calls `make()` itself, so that what it clones is cloned on that thread (as a
+/// server's worker thread clones a service per connection or request).
 ///
 /// Returns the wall-clock time from the first start to the last finish divided by `threads`,
 /// so that criterion's per-iteration estimate is the wall-clock time per call over all
 /// threads: the inverse of the throughput.
-fn parallel<W: FnMut() + Send>(threads: u32, iters: u64, make: impl Fn() -> W) -> Duration {
+fn parallel<W: FnMut()>(threads: u32, iters: u64, make: impl Fn() -> W + Sync) -> Duration {
     let barrier = Barrier::new(threads as usize);
     let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let mut work = make();
-                let barrier = &barrier;
+                let (make, barrier) = (&make, &barrier);
                 scope.spawn(move || {
+                    let mut work = make();
                     barrier.wait();
                     let start = Instant::now();
                     for _ in 0..iters {
@@ -532,6 +917,8 @@ fn threads(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
 
+    // The default layer, `breaker.layer()`: each thread's service clone calls through the
+    // stub of its own core.
     let service = steadfast_time_window().layer().layer(echo());
     for n in [1, 2] {
         group.bench_with_input(BenchmarkId::new("steadfast", n), &n, |b, &n| {
@@ -540,6 +927,21 @@ fn threads(c: &mut Criterion) {
                     let mut service = service.clone();
                     move || {
                         assert!(black_box(call_once(&mut service, black_box(1)).is_ok()));
+                    }
+                })
+            })
+        });
+    }
+
+    // The default layer with a clone of the service per call, as axum does.
+    let service = steadfast_time_window().layer().layer(echo());
+    for n in [1, 2] {
+        group.bench_with_input(BenchmarkId::new("steadfast_clone", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                parallel(n, iters, || {
+                    let service = service.clone();
+                    move || {
+                        assert!(black_box(call_cloned(&service, black_box(1)).is_ok()));
                     }
                 })
             })
@@ -558,6 +960,24 @@ fn threads(c: &mut Criterion) {
                 })
             })
         });
+    }
+
+    let service = steadfast_time_window().leak().static_layer().layer(echo());
+    for n in [1, 2] {
+        group.bench_with_input(
+            BenchmarkId::new("steadfast_static_clone", n),
+            &n,
+            |b, &n| {
+                b.iter_custom(|iters| {
+                    parallel(n, iters, || {
+                        let service = service.clone();
+                        move || {
+                            assert!(black_box(call_cloned(&service, black_box(1)).is_ok()));
+                        }
+                    })
+                })
+            },
+        );
     }
 
     // The sync API: no per-call reference count, only the breaker's own atomics.
@@ -616,5 +1036,14 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, closed_call, open_rejection, window_fill, threads);
+criterion_group!(
+    benches,
+    closed_call,
+    closed_call_async,
+    closed_call_clone,
+    open_rejection,
+    http_refusal,
+    window_fill,
+    threads
+);
 criterion_main!(benches);
