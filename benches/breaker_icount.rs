@@ -2,19 +2,27 @@
 //! that callgrind can count the instructions of one call.
 //!
 //! ```sh
-//! cargo bench --bench breaker_icount --all-features --no-run
-//! valgrind --tool=callgrind --toggle-collect='breaker_icount::run*' \
-//!     target/release/deps/breaker_icount-<hash> by_hand/steadfast 1000000
+//! cargo bench --bench breaker_icount --all-features --no-run   # prints the binary's path
+//! B=target/release/deps/breaker_icount-<hash>
+//! $B                                                           # lists the entries
+//! valgrind --tool=callgrind --toggle-collect='breaker_icount::run*' $B by_hand/steadfast 100000
+//! valgrind --tool=callgrind --toggle-collect='breaker_icount::run*' $B by_hand/steadfast 1100000
 //! ```
 //!
-//! The `scaling/*` entries are timings, not counts: `breaker_icount scaling/steadfast
-//! 2000000` times one thread and two threads back to back, 31 times, and prints the median
-//! throughput ratio (see [`scaling`]).
+//! Only the loop of the chosen entry is counted: `--toggle-collect` names [`run`], which is
+//! never inlined (one copy per entry), and the entry's setup runs outside it. The difference
+//! of the two totals (`Collected :`) divided by 1 000 000 is the count per call, free of
+//! one-time costs such as a thread's first stripe lookup. Without arguments (as under
+//! `cargo bench`), the binary lists the entries and exits. The entries mirror those of
+//! `benches/breaker.rs`: `by_hand/*` is `closed_call`, `async/*` is `closed_call_async`,
+//! `clone/*` is `closed_call_clone`, `open/*` is `open_rejection`, `http/*` is
+//! `http_refusal`. `BENCHMARKS.md` has the results.
 //!
-//! Only the loop of the chosen entry is counted (`--toggle-collect` on [`run`], which is never
-//! inlined); its total divided by the number of calls is the count per call. Without
-//! arguments (as under `cargo bench`), it lists the entries and exits. The entries mirror
-//! those of `benches/breaker.rs` of the same names; `BENCHMARKS.md` has the results.
+//! Two flags help read timings without criterion: `--time` prints the wall-clock time per
+//! call (setup included), `--thread` runs the entry on a new thread instead of the main one.
+//! The `scaling/*` entries are timings, not counts: `$B scaling/steadfast 2000000` times one
+//! thread and two threads back to back, 31 times, and prints the median throughput ratio
+//! (see [`scaling`]).
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
