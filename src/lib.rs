@@ -6,9 +6,11 @@
 //! | feature | what it brings |
 //! |---|---|
 //! | `breaker` (default) | [`breaker`]: the lock-free circuit breaker |
+//! | `fallback` | [`fallback`]: fallbacks and degradation switches |
 //! | `http` | HTTP classification and the problem+json error mode, for axum |
 //! | `tonic` | gRPC classification and errors as `tonic::Status` |
 //! | `serde` | configs that deserialize from files |
+//! | `axum` | per-route fallback tables and the degradation admin router |
 //! | `full` | all of the above |
 //!
 //! The README follows.
@@ -21,6 +23,10 @@ pub use steadfast_core as core;
 #[cfg(feature = "breaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
 pub use steadfast_breaker as breaker;
+
+#[cfg(feature = "fallback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
+pub use steadfast_fallback as fallback;
 
 /// Guides, compiled and run as doc tests.
 #[cfg(all(
@@ -63,5 +69,10 @@ pub mod prelude {
     #[cfg(feature = "breaker")]
     pub use steadfast_breaker::{
         CircuitBreaker, CircuitBreakerLayer, KeyedCircuitBreakerLayer, Rejected, State,
+    };
+
+    #[cfg(feature = "fallback")]
+    pub use steadfast_fallback::{
+        Degraded, Degrader, FallbackLayer, FallbackRequest, Flip, Reason, Reasons,
     };
 }

@@ -174,9 +174,11 @@ impl<E> From<Rejected> for Error<E> {
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 impl From<Rejected> for tonic::Status {
     /// `UNAVAILABLE`, with a `grpc-retry-pushback-ms` hint when the wait is known, which gRPC
-    /// retry policies honour.
+    /// retry policies honour. The status's `source()` is the [`Rejected`], so an outer layer
+    /// tells a refusal from an `UNAVAILABLE` the server sent.
     fn from(rejected: Rejected) -> Self {
         let mut status = tonic::Status::unavailable(rejected.to_string());
+        status.set_source(std::sync::Arc::new(rejected));
         if let Some(after) = rejected.retry_after() {
             if let Ok(value) = after.as_millis().to_string().parse() {
                 status
@@ -191,9 +193,11 @@ impl From<Rejected> for tonic::Status {
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 impl From<TimedOut> for tonic::Status {
-    /// `DEADLINE_EXCEEDED`.
+    /// `DEADLINE_EXCEEDED`, with the [`TimedOut`] as its `source()`.
     fn from(timed_out: TimedOut) -> Self {
-        tonic::Status::deadline_exceeded(timed_out.to_string())
+        let mut status = tonic::Status::deadline_exceeded(timed_out.to_string());
+        status.set_source(std::sync::Arc::new(timed_out));
+        status
     }
 }
 
@@ -245,5 +249,7 @@ mod tests {
             status.metadata().get("grpc-retry-pushback-ms").unwrap(),
             "2000"
         );
+        let source = std::error::Error::source(&status).expect("the refusal is the source");
+        assert!(source.downcast_ref::<Rejected>().is_some());
     }
 }

@@ -107,6 +107,9 @@ mod http_mode {
     /// Refusals as `503 Service Unavailable` with an RFC 9457 `application/problem+json` body
     /// and `Retry-After` in whole seconds (rounded up); call timeouts as `504 Gateway Timeout`.
     ///
+    /// The response carries the [`Rejected`] (or [`TimedOut`]) as an extension, so an outer
+    /// layer (a fallback) tells a refusal from a 503 the dependency sent itself.
+    ///
     /// The body does not name the breaker: breaker names describe the service's insides. It is
     /// a constant per state, and `Retry-After` values up to ten minutes come from a table, so
     /// a refusal costs the response's own allocations and no formatting.
@@ -120,8 +123,10 @@ mod http_mode {
             Ok(problem_response(&rejected))
         }
 
-        fn timed_out(&self, _timed_out: TimedOut) -> Result<Response<B>, E> {
-            Ok(problem(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT))
+        fn timed_out(&self, timed_out: TimedOut) -> Result<Response<B>, E> {
+            let mut response = problem(StatusCode::GATEWAY_TIMEOUT, TIMED_OUT);
+            response.extensions_mut().insert(timed_out);
+            Ok(response)
         }
 
         #[inline]
@@ -183,6 +188,7 @@ mod http_mode {
             _ => OPEN,
         };
         let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, body);
+        response.extensions_mut().insert(*rejected);
         if let Some(after) = rejected.retry_after() {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response
@@ -262,5 +268,6 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["status"], 503);
         assert_eq!(body["state"], "open");
+        assert_eq!(response.extensions().get::<Rejected>(), Some(&rejected));
     }
 }

@@ -5,6 +5,7 @@
 //! - [`Classify`] turns the result of a call into an [`Outcome`]: success, failure, or
 //!   ignored. Breakers count failures with it; later, SLIs count good events with it.
 //! - [`Clock`] is a cheap, coarse clock for hot paths, with a [`MockClock`] for tests.
+//! - [`Reason`] says why a fallback answered, and [`Degraded`] marks its response.
 //! - [`Listener`] receives a middleware's events, and [`metrics`] names what is exported
 //!   through the `metrics` facade.
 //!
@@ -24,6 +25,7 @@
 
 pub mod classify;
 mod clock;
+pub mod degraded;
 mod event;
 pub mod metrics;
 
@@ -35,6 +37,7 @@ pub use classify::GrpcCodes;
 pub use classify::HttpStatus;
 pub use classify::{classify_fn, AnyError, Classify, ClassifyFn, Outcome};
 pub use clock::{Clock, MockClock};
+pub use degraded::{Degraded, Reason};
 pub use event::Listener;
 
 /// A type-erased error, as tower and hyper use it.

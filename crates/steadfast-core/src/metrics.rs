@@ -11,6 +11,11 @@
 //! | `steadfast_breaker_rejected_total` | counter | `breaker` | calls refused while open or half-open |
 //! | `steadfast_breaker_slow_calls_total` | counter | `breaker` | calls slower than the slow-call threshold |
 //! | `steadfast_breaker_keys` | gauge | `breaker` | breakers alive in a keyed registry |
+//! | `steadfast_fallback_total` | counter | `fallback`, `reason` | answers given by a fallback |
+//! | `steadfast_fallback_failures_total` | counter | `fallback`, `reason` | fallbacks that failed too |
+//! | `steadfast_degradation_level` | gauge | `switch` | a degradation switch's level |
+//! | `steadfast_degradation_flips_total` | counter | `switch`, `source`, `who`, `why` | level changes (`who` and `why` cut to 64 bytes) |
+//! | `steadfast_degradation_reload_failures_total` | counter | none | config files refused whole |
 //!
 //! The breakers of a keyed registry all report under the registry's name, never under their
 //! keys: keys come from requests, and metric series must not multiply with them. Their state
@@ -32,6 +37,30 @@ pub const BREAKER_REJECTED: &str = "steadfast_breaker_rejected_total";
 pub const BREAKER_SLOW_CALLS: &str = "steadfast_breaker_slow_calls_total";
 /// Gauge: the number of breakers alive in a keyed registry.
 pub const BREAKER_KEYS: &str = "steadfast_breaker_keys";
+
+/// Counter: answers given by a fallback.
+pub const FALLBACKS: &str = "steadfast_fallback_total";
+/// Counter: fallbacks that failed too.
+pub const FALLBACK_FAILURES: &str = "steadfast_fallback_failures_total";
+/// Gauge: a degradation switch's level.
+pub const DEGRADATION_LEVEL: &str = "steadfast_degradation_level";
+/// Counter: level changes of a degradation switch.
+pub const DEGRADATION_FLIPS: &str = "steadfast_degradation_flips_total";
+/// Counter: degradation config files refused whole.
+pub const DEGRADATION_RELOAD_FAILURES: &str = "steadfast_degradation_reload_failures_total";
+
+/// Label: the fallback's name.
+pub const LABEL_FALLBACK: &str = "fallback";
+/// Label: why a fallback answered.
+pub const LABEL_REASON: &str = "reason";
+/// Label: a degradation switch's name.
+pub const LABEL_SWITCH: &str = "switch";
+/// Label: where a flip came from (`code`, `config`, `admin`, `budget`).
+pub const LABEL_SOURCE: &str = "source";
+/// Label: who flipped a switch.
+pub const LABEL_WHO: &str = "who";
+/// Label: why a switch was flipped.
+pub const LABEL_WHY: &str = "why";
 
 /// Label: the breaker's name.
 pub const LABEL_BREAKER: &str = "breaker";
@@ -57,4 +86,15 @@ pub fn describe() {
         "Calls slower than the circuit breaker's slow-call threshold."
     );
     describe_gauge!(BREAKER_KEYS, "Breakers alive in a keyed breaker registry.");
+    describe_counter!(FALLBACKS, "Answers given by a fallback instead of the inner service.");
+    describe_counter!(FALLBACK_FAILURES, "Fallbacks that failed too.");
+    describe_gauge!(
+        DEGRADATION_LEVEL,
+        "Degradation switch level: 0 full service, higher sheds more."
+    );
+    describe_counter!(DEGRADATION_FLIPS, "Level changes of a degradation switch.");
+    describe_counter!(
+        DEGRADATION_RELOAD_FAILURES,
+        "Degradation config files refused whole; the old settings stay."
+    );
 }

@@ -1,0 +1,241 @@
+//! The response future of [`FallbackService`](crate::FallbackService).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use pin_project::pin_project;
+use steadfast_core::metrics as names;
+use steadfast_core::{Classify, Degraded, Outcome, Reason};
+use tower::util::Oneshot;
+use tower_service::Service;
+
+use crate::error::FallbackFailed;
+use crate::mode::Mode;
+use crate::reason::{Diagnose, Reasons};
+
+/// What the fallback is called with: why, and what was kept of the request.
+#[derive(Clone, Debug)]
+pub struct FallbackRequest<K> {
+    /// Why the fallback answers.
+    pub reason: Reason,
+    /// What the route's keep function kept of the request.
+    pub kept: K,
+}
+
+/// The policy a call carries: plain data, copied into each future.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) reasons: Reasons,
+    pub(crate) header: bool,
+    pub(crate) name: &'static str,
+}
+
+/// The reason a result calls for, if any: an error's own kind, an inner layer's marker, or a
+/// failure by the classifier.
+#[inline]
+pub(crate) fn reason_for<Res, E, FE, M, C>(
+    mode: &M,
+    classify: &C,
+    result: Result<&Res, &E>,
+) -> Option<Reason>
+where
+    M: Mode<Res, E, FE>,
+    C: Classify<Res, E>,
+    E: Diagnose,
+{
+    match result {
+        Ok(response) => match mode.marked(response) {
+            Some(reason) => Some(reason),
+            None => (classify.classify(Ok(response)) == Outcome::Failure)
+                .then_some(Reason::FailureResponse),
+        },
+        Err(error) => match error.diagnose() {
+            Reason::Error => {
+                (classify.classify(Err(error)) == Outcome::Failure).then_some(Reason::Error)
+            }
+            reason => Some(reason),
+        },
+    }
+}
+
+/// Counts an answer of a fallback (or its failure). Off the success path: the label set is
+/// built per count.
+pub(crate) fn count(name: &'static str, reason: Reason, failed: bool) {
+    let metric = if failed {
+        names::FALLBACK_FAILURES
+    } else {
+        names::FALLBACKS
+    };
+    metrics::counter!(metric, names::LABEL_FALLBACK => name, names::LABEL_REASON => reason.as_str())
+        .increment(1);
+}
+
+/// The response future of a fallback-wrapped service: the inner call, then, if the policy
+/// calls for it, the fallback. No box: the fallback's future lives inline.
+#[pin_project]
+pub struct ResponseFuture<Fut, FB, K, E, M, C>
+where
+    FB: Service<FallbackRequest<K>>,
+{
+    #[pin]
+    state: State<Fut, FB, K, E>,
+    mode: M,
+    classify: C,
+    settings: Settings,
+}
+
+#[pin_project(project = StateProj, project_replace = StateOwn)]
+enum State<Fut, FB, K, E>
+where
+    FB: Service<FallbackRequest<K>>,
+{
+    Inner {
+        #[pin]
+        future: Fut,
+        fallback: FB,
+        kept: K,
+    },
+    Fallback {
+        #[pin]
+        future: Oneshot<FB, FallbackRequest<K>>,
+        reason: Reason,
+        original: Option<E>,
+        /// A handle registered when the service was built, for planned degradation: its
+        /// answers stay as cheap as calling the fallback directly.
+        counter: Option<metrics::Counter>,
+    },
+    Done,
+}
+
+impl<Fut, FB, K, E, M, C> ResponseFuture<Fut, FB, K, E, M, C>
+where
+    FB: Service<FallbackRequest<K>>,
+{
+    pub(crate) fn inner(
+        future: Fut,
+        fallback: FB,
+        kept: K,
+        mode: M,
+        classify: C,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            state: State::Inner {
+                future,
+                fallback,
+                kept,
+            },
+            mode,
+            classify,
+            settings,
+        }
+    }
+
+    pub(crate) fn fallback(
+        fallback: FB,
+        request: FallbackRequest<K>,
+        counter: metrics::Counter,
+        mode: M,
+        classify: C,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            state: State::Fallback {
+                reason: request.reason,
+                future: Oneshot::new(fallback, request),
+                original: None,
+                counter: Some(counter),
+            },
+            mode,
+            classify,
+            settings,
+        }
+    }
+}
+
+impl<Fut, FB, K, Res, E, M, C> Future for ResponseFuture<Fut, FB, K, E, M, C>
+where
+    Fut: Future<Output = Result<Res, E>>,
+    FB: Service<FallbackRequest<K>, Response = Res>,
+    M: Mode<Res, E, FB::Error>,
+    C: Classify<Res, E>,
+    E: Diagnose,
+{
+    type Output = Result<Res, M::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Inner { future, .. } => {
+                    let result = ready!(future.poll(cx));
+                    let reason = reason_for(this.mode, this.classify, result.as_ref())
+                        .filter(|reason| this.settings.reasons.contains(*reason));
+                    let Some(reason) = reason else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(result.map_err(|error| this.mode.inner_error(error)));
+                    };
+                    let StateOwn::Inner { fallback, kept, .. } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Inner a line ago")
+                    };
+                    this.state.set(State::Fallback {
+                        future: Oneshot::new(fallback, FallbackRequest { reason, kept }),
+                        reason,
+                        original: result.err(),
+                        counter: None,
+                    });
+                }
+                StateProj::Fallback {
+                    future,
+                    reason,
+                    original,
+                    counter,
+                } => {
+                    let result = ready!(future.poll(cx));
+                    let (reason, original, counter) = (*reason, original.take(), counter.take());
+                    this.state.set(State::Done);
+                    return Poll::Ready(match result {
+                        Ok(mut response) => {
+                            match counter {
+                                Some(counter) => counter.increment(1),
+                                None => count(this.settings.name, reason, false),
+                            }
+                            this.mode.mark(
+                                &mut response,
+                                Degraded::new(reason),
+                                this.settings.header,
+                            );
+                            Ok(response)
+                        }
+                        Err(error) => {
+                            count(this.settings.name, reason, true);
+                            this.mode
+                                .fallback_failed(FallbackFailed::new(reason, original, error))
+                        }
+                    });
+                }
+                StateProj::Done => panic!("fallback response future polled after completion"),
+            }
+        }
+    }
+}
+
+impl<Fut, FB, K, E, M, C> std::fmt::Debug for ResponseFuture<Fut, FB, K, E, M, C>
+where
+    FB: Service<FallbackRequest<K>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Inner { .. } => "inner",
+            State::Fallback { .. } => "fallback",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

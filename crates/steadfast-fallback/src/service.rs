@@ -1,0 +1,145 @@
+//! The fallback-wrapped service.
+
+use std::task::{Context, Poll};
+
+use steadfast_core::metrics as names;
+use steadfast_core::{Classify, Reason};
+use tower_service::Service;
+
+use crate::future::{FallbackRequest, ResponseFuture, Settings};
+use crate::keep::Keep;
+use crate::mode::Mode;
+use crate::reason::Diagnose;
+use crate::switch::Switch;
+
+/// A service that answers from a fallback when its inner service fails for a reason the
+/// policy names, or while its degradation switch is on. Made by
+/// [`FallbackLayer`](crate::FallbackLayer).
+#[derive(Clone, Debug)]
+pub struct FallbackService<S, F, K, M, C> {
+    inner: S,
+    fallback: F,
+    keep: K,
+    mode: M,
+    classify: C,
+    settings: Settings,
+    switch: Option<Bound>,
+}
+
+/// A switch the route is bound to, at a level.
+#[derive(Clone, Debug)]
+pub(crate) struct Bound {
+    pub(crate) switch: Switch,
+    pub(crate) level: u8,
+    pub(crate) counter: metrics::Counter,
+}
+
+impl Bound {
+    pub(crate) fn new(switch: Switch, level: u8, name: &'static str) -> Self {
+        let counter = metrics::counter!(
+            names::FALLBACKS,
+            names::LABEL_FALLBACK => name,
+            names::LABEL_REASON => Reason::Switch.as_str()
+        );
+        Self {
+            switch,
+            // Level 0 is full service: a route bound at 0 would never be served.
+            level: level.max(1),
+            counter,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.switch.level() >= self.level
+    }
+}
+
+impl<S, F, K, M, C> FallbackService<S, F, K, M, C> {
+    pub(crate) const fn new(
+        inner: S,
+        fallback: F,
+        keep: K,
+        mode: M,
+        classify: C,
+        settings: Settings,
+        switch: Option<Bound>,
+    ) -> Self {
+        Self {
+            inner,
+            fallback,
+            keep,
+            mode,
+            classify,
+            settings,
+            switch,
+        }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, F, K, M, C, Req> Service<Req> for FallbackService<S, F, K, M, C>
+where
+    S: Service<Req>,
+    S::Error: Diagnose,
+    K: Keep<Req>,
+    F: Service<FallbackRequest<K::Kept>, Response = S::Response> + Clone,
+    M: Mode<S::Response, S::Error, F::Error>,
+    C: Classify<S::Response, S::Error> + Clone,
+{
+    type Response = S::Response;
+    type Error = M::Error;
+    type Future = ResponseFuture<S::Future, F, K::Kept, S::Error, M, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| self.mode.inner_error(error))
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        let kept = self.keep.keep(&request);
+        if let Some(bound) = &self.switch {
+            if bound.is_on() {
+                // Planned degradation: the inner service is not called, and the capacity
+                // `poll_ready` reserved is released with the request.
+                drop(request);
+                return ResponseFuture::fallback(
+                    self.fallback.clone(),
+                    FallbackRequest {
+                        reason: Reason::Switch,
+                        kept,
+                    },
+                    bound.counter.clone(),
+                    self.mode.clone(),
+                    self.classify.clone(),
+                    self.settings,
+                );
+            }
+        }
+        ResponseFuture::inner(
+            self.inner.call(request),
+            self.fallback.clone(),
+            kept,
+            self.mode.clone(),
+            self.classify.clone(),
+            self.settings,
+        )
+    }
+}
