@@ -20,6 +20,11 @@ use std::fmt;
 
 /// Why the fallback answered instead of the inner service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Reason {
     /// A circuit breaker refused the call (open, half-open and full, or forced open).
@@ -64,7 +69,9 @@ impl Reason {
     /// Parses [`as_str`](Self::as_str)'s spelling.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|reason| reason.as_str() == name)
+        Reason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == name)
     }
 
     /// The reason's position among [`ALL`](Self::ALL).

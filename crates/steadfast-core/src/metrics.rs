@@ -86,7 +86,10 @@ pub fn describe() {
         "Calls slower than the circuit breaker's slow-call threshold."
     );
     describe_gauge!(BREAKER_KEYS, "Breakers alive in a keyed breaker registry.");
-    describe_counter!(FALLBACKS, "Answers given by a fallback instead of the inner service.");
+    describe_counter!(
+        FALLBACKS,
+        "Answers given by a fallback instead of the inner service."
+    );
     describe_counter!(FALLBACK_FAILURES, "Fallbacks that failed too.");
     describe_gauge!(
         DEGRADATION_LEVEL,

@@ -175,9 +175,6 @@ mod tests {
             "the fallback failed after the call failed (connection reset)"
         );
         assert_eq!(failed.source().unwrap().to_string(), "fallback store down");
-        assert_eq!(
-            failed.original().unwrap().to_string(),
-            "connection reset"
-        );
+        assert_eq!(failed.original().unwrap().to_string(), "connection reset");
     }
 }

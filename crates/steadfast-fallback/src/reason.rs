@@ -40,9 +40,8 @@ impl Reasons {
         Reasons::BREAKER_OPEN.0 | Reasons::TIMEOUT.0 | Reasons::OVERLOAD.0 | Reasons::ERROR.0,
     );
     /// Every reason: the default.
-    pub const ALL: Reasons = Reasons(
-        Reasons::ANY_ERROR.0 | Reasons::FAILURE_RESPONSE.0 | Reasons::SWITCH.0,
-    );
+    pub const ALL: Reasons =
+        Reasons(Reasons::ANY_ERROR.0 | Reasons::FAILURE_RESPONSE.0 | Reasons::SWITCH.0);
 
     /// The set holding only `reason`.
     #[must_use]
@@ -164,7 +163,11 @@ fn known(error: &(dyn std::error::Error + 'static)) -> Option<Reason> {
     } else if error.is::<tower::load_shed::error::Overloaded>() {
         Some(Reason::Overload)
     } else if let Some(io) = error.downcast_ref::<std::io::Error>() {
-        (io.kind() == std::io::ErrorKind::TimedOut).then_some(Reason::Timeout)
+        if io.kind() == std::io::ErrorKind::TimedOut {
+            return Some(Reason::Timeout);
+        }
+        // An `io::Error` made from another error hides it from `source()`.
+        io.get_ref().and_then(|inner| known(inner))
     } else {
         None
     }
