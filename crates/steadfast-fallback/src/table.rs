@@ -95,6 +95,7 @@ impl<Res> Endpoint<Res> {
         }
     }
 
+    #[cfg(feature = "serde")]
     fn named(name: String) -> Self {
         Self {
             fallback: None,
