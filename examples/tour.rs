@@ -3,13 +3,20 @@
 //! Run it with `cargo run --example tour`. It needs no server: the dependency is an
 //! in-process service that fails on cue. The timeline shows the breaker trip on failures,
 //! refuse calls while open (the dependency sees none of them), probe, back off when the probe
-//! fails, and close once the dependency is back.
+//! fails, and close once the dependency is back. Then a route degrades: its fallback answers
+//! (marked) while the dependency is down, and an operator's switch sheds it on purpose without
+//! touching the dependency.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
 use steadfast::breaker::{CircuitBreaker, Event, EventKind, State};
+use steadfast::fallback::{Degraded, Degrader, FallbackLayer, FallbackRequest, Flip};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 /// The dependency: answers while healthy, fails while not, and counts what reaches it.
@@ -123,6 +130,121 @@ async fn main() {
         "\nThe dependency saw {} calls in all; the breaker refused the rest without waiting on it.",
         dependency.calls()
     );
+
+    degrade().await;
+}
+
+/// Chapters 6 to 8: a route with a fallback and a degradation switch.
+async fn degrade() {
+    let recommender = Dependency::default();
+    recommender.set_healthy(true);
+    let breaker = CircuitBreaker::builder("recommender")
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .open_duration(Duration::from_secs(30))
+        .build()
+        .expect("a valid config");
+    let degrader = Degrader::new();
+    degrader.listen(|event: &steadfast::fallback::FlipEvent| {
+        println!(
+            "   ⚑ switch {:?}: level {} → {} by {} ({})",
+            event.switch,
+            event.from,
+            event.to,
+            event.flip.who(),
+            event.flip.why()
+        );
+    });
+
+    // Outermost first: fallback → breaker → the dependency.
+    let mut route = ServiceBuilder::new()
+        .layer(
+            FallbackLayer::from_fn(|request: FallbackRequest<http::request::Parts>| async move {
+                let body = format!("[] (no recommendations for {})", request.kept.uri.path());
+                Ok::<_, Infallible>(Response::new(Bytes::from(body)))
+            })
+            .http()
+            .header(true)
+            .switch(degrader.switch("recommendations").expect("a valid name"), 1),
+        )
+        .layer(breaker.layer().http())
+        .service({
+            let recommender = recommender.clone();
+            service_fn(move |_: Request<()>| {
+                let recommender = recommender.clone();
+                async move {
+                    recommender.calls.fetch_add(1, Ordering::SeqCst);
+                    let response = if recommender.healthy.load(Ordering::SeqCst) {
+                        Response::new(Bytes::from_static(b"[\"socks\", \"boots\"]"))
+                    } else {
+                        let mut response = Response::new(Bytes::from_static(b"recommender down"));
+                        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                        response
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        });
+
+    chapter("6. The recommender fails: the fallback answers, marked");
+    show("healthy", call_route(&mut route).await);
+    recommender.set_healthy(false);
+    for _ in 0..4 {
+        let response = call_route(&mut route).await;
+        show("down", response);
+    }
+    show("down, breaker open", call_route(&mut route).await);
+    println!("   breaker: {}", breaker.state());
+
+    chapter("7. An operator sheds recommendations: the route degrades untouched");
+    recommender.set_healthy(true);
+    breaker.reset();
+    degrader
+        .set("recommendations", 1, Flip::new("alice", "flash sale"))
+        .expect("a valid name");
+    let before = recommender.calls();
+    for _ in 0..3 {
+        let response = call_route(&mut route).await;
+        show("switched", response);
+    }
+    println!(
+        "   the recommender saw {} calls while switched",
+        recommender.calls() - before
+    );
+
+    chapter("8. Flipped back: the real answers return");
+    degrader
+        .set("recommendations", 0, Flip::new("alice", "sale over"))
+        .expect("a valid name");
+    show("recovered", call_route(&mut route).await);
+}
+
+fn show(label: &str, response: Response<Bytes>) {
+    let marker = response
+        .extensions()
+        .get::<Degraded>()
+        .map_or("real answer".to_owned(), |degraded| {
+            format!("degraded: {}", degraded.reason().as_str())
+        });
+    println!(
+        "   {label:<20} {} {:<44} [{marker}]",
+        response.status(),
+        String::from_utf8_lossy(response.body())
+    );
+}
+
+async fn call_route<S>(route: &mut S) -> Response<Bytes>
+where
+    S: Service<Request<()>, Response = Response<Bytes>, Error = Infallible>,
+{
+    let request = Request::get("/recommendations").body(()).expect("a valid request");
+    match route.ready().await {
+        Ok(ready) => match ready.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        Err(never) => match never {},
+    }
 }
 
 #[derive(Default)]

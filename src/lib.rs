@@ -48,6 +48,11 @@ pub mod guides {
     /// The circuit breaker guide.
     #[doc = include_str!("../docs/breaker.md")]
     pub mod breaker {}
+
+    /// The fallback and degradation guide.
+    #[cfg(all(feature = "fallback", feature = "axum"))]
+    #[doc = include_str!("../docs/fallback.md")]
+    pub mod fallback {}
 }
 
 /// The names most programs need, in one import.
