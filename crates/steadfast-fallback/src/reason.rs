@@ -257,7 +257,11 @@ mod tests {
     fn rejected() -> Rejected {
         let breaker = CircuitBreaker::builder("r").build().unwrap();
         breaker.force_open();
-        breaker.try_acquire().err().expect("forced open")
+        let refused = match breaker.try_acquire() {
+            Ok(_) => panic!("the breaker is forced open"),
+            Err(rejected) => rejected,
+        };
+        refused
     }
 
     #[test]

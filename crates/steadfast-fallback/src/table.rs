@@ -427,8 +427,8 @@ impl<Res> fmt::Display for FallbackTable<Res> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<32} {:<20} {:<14} {}",
-            "endpoint", "fallback", "switch", "on"
+            "{:<32} {:<20} {:<14} on",
+            "endpoint", "fallback", "switch"
         )?;
         for listing in &self.routes.listing {
             let switch = listing.switch.as_ref().map_or_else(
