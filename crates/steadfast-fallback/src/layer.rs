@@ -132,7 +132,8 @@ impl<F, K, M, C> FallbackLayer<F, K, M, C> {
 
     /// Binds the route to `switch`: while it is at `level` or above, the route answers from
     /// its fallback ([`Reason::Switch`]) without calling the inner service. Level 0 is full
-    /// service, so a level of 0 is read as 1.
+    /// service, so a level of 0 is read as 1. The switch is read only while
+    /// [`Reason::Switch`] is among the layer's reasons ([`on`](Self::on)).
     #[must_use]
     pub fn switch(mut self, switch: Switch, level: u8) -> Self {
         self.switch = Some((switch, level));

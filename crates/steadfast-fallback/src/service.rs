@@ -105,6 +105,9 @@ where
     type Error = M::Error;
     type Future = ResponseFuture<S::Future, F, K::Kept, S::Error, M, C>;
 
+    /// The inner service's readiness. An error here passes through without the fallback:
+    /// in tower a readiness error means the service is broken for good (a closed `Buffer`),
+    /// and there is no request yet to answer.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner

@@ -307,12 +307,21 @@ struct Routes<Res> {
 
 impl<Res> Routes<Res> {
     /// The endpoint for a method and path: one with the method named wins over one for any
-    /// method.
+    /// method. A HEAD finds the GET endpoint when none is declared for HEAD, as axum answers
+    /// HEAD with the GET handler (so a switch sheds HEAD traffic too).
     fn find(&self, method: &http::Method, path: &str) -> Option<&Arc<Resolved<Res>>> {
         let routes = self.routes.get(path)?;
-        routes
-            .iter()
-            .find(|route| route.method.as_ref() == Some(method))
+        let named = |method: &http::Method| {
+            routes
+                .iter()
+                .find(|route| route.method.as_ref() == Some(method))
+        };
+        named(method)
+            .or_else(|| {
+                (method == http::Method::HEAD)
+                    .then(|| named(&http::Method::GET))
+                    .flatten()
+            })
             .or_else(|| routes.iter().find(|route| route.method.is_none()))
             .map(|route| &route.resolved)
     }
@@ -668,5 +677,67 @@ where
             self.classify.clone(),
             settings,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::service_fn;
+
+    fn table() -> FallbackTable<&'static str> {
+        let answer = |body: &'static str| {
+            service_fn(move |_: FallbackRequest<Parts>| async move {
+                Ok::<_, std::convert::Infallible>(body)
+            })
+        };
+        FallbackTable::builder(&Degrader::new())
+            .endpoint("GET /a", Endpoint::new(answer("get a")))
+            .endpoint("/a", Endpoint::new(answer("any a")))
+            .endpoint("HEAD /b", Endpoint::new(answer("head b")))
+            .endpoint("GET /b", Endpoint::new(answer("get b")))
+            .build()
+            .unwrap()
+    }
+
+    fn found(
+        table: &FallbackTable<&'static str>,
+        method: http::Method,
+        path: &str,
+    ) -> Option<&'static str> {
+        table
+            .routes
+            .find(&method, path)
+            .map(|resolved| resolved.settings.name)
+    }
+
+    #[test]
+    fn methods_are_found_as_axum_routes_them() {
+        let table = table();
+        assert_eq!(found(&table, http::Method::GET, "/a"), Some("GET /a"));
+        assert_eq!(found(&table, http::Method::HEAD, "/a"), Some("GET /a"));
+        assert_eq!(found(&table, http::Method::POST, "/a"), Some("/a"));
+        assert_eq!(found(&table, http::Method::HEAD, "/b"), Some("HEAD /b"));
+        assert_eq!(found(&table, http::Method::GET, "/c"), None);
+    }
+
+    #[test]
+    fn a_key_declared_twice_is_refused() {
+        let error = FallbackTable::<&'static str>::builder(&Degrader::new())
+            .endpoint(
+                "GET /a",
+                Endpoint::new(service_fn(|_: FallbackRequest<Parts>| async {
+                    Ok::<_, std::convert::Infallible>("x")
+                })),
+            )
+            .endpoint(
+                "GET /a",
+                Endpoint::new(service_fn(|_: FallbackRequest<Parts>| async {
+                    Ok::<_, std::convert::Infallible>("y")
+                })),
+            )
+            .build()
+            .unwrap_err();
+        assert_eq!(error.endpoint(), "GET /a");
     }
 }
