@@ -197,9 +197,9 @@ impl FallbackConfig {
                 .map_err(|error| ConfigError::new(format!("switches.{name}"), error.to_string()))?;
         }
         for (key, endpoint) in &self.endpoints {
-            let field = |name: &str| format!("endpoints.{key:?}.{name}");
+            let field = |name: &str| format!("endpoints.{key}.{name}");
             crate::route_key::parse(key)
-                .map_err(|message| ConfigError::new(format!("endpoints.{key:?}"), message))?;
+                .map_err(|message| ConfigError::new(format!("endpoints.{key}"), message))?;
             if endpoint.fallback.is_empty() {
                 return Err(ConfigError::new(field("fallback"), "empty fallback name"));
             }
@@ -328,7 +328,7 @@ mod tests {
             ),
             (
                 "[endpoints.\"GET /x\"]\nfallback = \"f\"\nlevel = 2\n",
-                "endpoints.\"GET /x\".level",
+                "endpoints.GET /x.level",
             ),
             ("[switches]\n\"bad name\" = 1\n", "switches.bad name"),
         ];

@@ -89,6 +89,7 @@ pub mod keep;
 mod layer;
 pub mod mode;
 mod reason;
+#[cfg(any(feature = "serde", feature = "http"))]
 mod route_key;
 mod service;
 mod switch;

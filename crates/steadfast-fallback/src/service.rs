@@ -15,7 +15,7 @@ use crate::switch::Switch;
 /// A service that answers from a fallback when its inner service fails for a reason the
 /// policy names, or while its degradation switch is on. Made by
 /// [`FallbackLayer`](crate::FallbackLayer).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FallbackService<S, F, K, M, C> {
     inner: S,
     fallback: F,
@@ -24,6 +24,25 @@ pub struct FallbackService<S, F, K, M, C> {
     classify: C,
     settings: Settings,
     switch: Option<Bound>,
+    /// `poll_ready` found the switch on and did not poll the inner service: the next call
+    /// answers from the fallback whatever the switch says by then.
+    degraded: bool,
+}
+
+impl<S: Clone, F: Clone, K: Clone, M: Clone, C: Clone> Clone for FallbackService<S, F, K, M, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            fallback: self.fallback.clone(),
+            keep: self.keep.clone(),
+            mode: self.mode.clone(),
+            classify: self.classify.clone(),
+            settings: self.settings,
+            switch: self.switch.clone(),
+            // A clone is not ready because its original was.
+            degraded: false,
+        }
+    }
 }
 
 /// A switch the route is bound to, at a level.
@@ -73,6 +92,7 @@ impl<S, F, K, M, C> FallbackService<S, F, K, M, C> {
             classify,
             settings,
             switch,
+            degraded: false,
         }
     }
 
@@ -105,11 +125,18 @@ where
     type Error = M::Error;
     type Future = ResponseFuture<S::Future, F, K::Kept, S::Error, M, C>;
 
-    /// The inner service's readiness. An error here passes through without the fallback:
-    /// in tower a readiness error means the service is broken for good (a closed `Buffer`),
-    /// and there is no request yet to answer.
+    /// Ready at once while the bound switch is on: planned degradation must not wait on a
+    /// dependency that is not ready (a full concurrency limit), since that is when it is
+    /// used. Otherwise the inner service's readiness; an error there passes through without
+    /// the fallback, as in tower a readiness error means the service is broken for good (a
+    /// closed `Buffer`), and there is no request yet to answer.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.switch.as_ref().is_some_and(Bound::is_on) {
+            self.degraded = true;
+            return Poll::Ready(Ok(()));
+        }
+        self.degraded = false;
         self.inner
             .poll_ready(cx)
             .map_err(|error| self.mode.inner_error(error))
@@ -118,10 +145,11 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let kept = self.keep.keep(&request);
+        let degraded = std::mem::take(&mut self.degraded);
         if let Some(bound) = &self.switch {
-            if bound.is_on() {
-                // Planned degradation: the inner service is not called, and the capacity
-                // `poll_ready` reserved is released with the request.
+            if degraded || bound.is_on() {
+                // Planned degradation: the inner service is not called (when it was polled
+                // ready, the capacity it reserved is released with the request).
                 drop(request);
                 return ResponseFuture::fallback(
                     self.fallback.clone(),

@@ -1,8 +1,9 @@
 //! Degradation switches: named levels shared by the process, flipped at runtime.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -50,9 +51,15 @@ pub struct Degrader {
 struct Shared {
     switches: RwLock<IndexMap<Arc<str>, Switch>>,
     listeners: RwLock<Vec<Arc<dyn Listener<FlipEvent>>>>,
-    /// Serializes flips, so that events reach listeners in the order levels changed and a
-    /// reload applies as one.
+    /// Serializes flips, so that a reload applies as one and events queue in the order
+    /// levels changed.
     flips: Mutex<()>,
+    /// Events not yet delivered. Listeners run outside every lock, so a listener may flip
+    /// another switch (a cascade, or the SLO loop) or add a listener without deadlocking.
+    pending: Mutex<VecDeque<FlipEvent>>,
+    /// Whether a thread is delivering events; a flip made meanwhile (by a listener, or by
+    /// another thread) queues its event for that thread to deliver, in order.
+    delivering: AtomicBool,
 }
 
 /// One named switch. Cloning shares it; [`level`](Switch::level) is one atomic load.
@@ -293,8 +300,12 @@ impl Degrader {
     /// As [`switch`](Self::switch).
     pub fn set(&self, name: &str, level: u8, flip: Flip) -> Result<u8, SwitchError> {
         let switch = self.switch(name)?;
-        let _order = self.shared.flips.lock();
-        Ok(self.flip_locked(&switch, level, flip))
+        let from = {
+            let _order = self.shared.flips.lock();
+            self.flip_locked(&switch, level, flip)
+        };
+        self.deliver();
+        Ok(from)
     }
 
     /// Sets several switches as one: every name is checked before any level changes.
@@ -321,13 +332,16 @@ impl Degrader {
             .iter()
             .map(|(name, level)| Ok((self.switch(name)?, *level)))
             .collect::<Result<Vec<_>, SwitchError>>()?;
-        let _order = self.shared.flips.lock();
         let mut changed = 0;
-        for (switch, level) in switches {
-            if self.flip_locked(&switch, level, flip.clone()) != level {
-                changed += 1;
+        {
+            let _order = self.shared.flips.lock();
+            for (switch, level) in switches {
+                if self.flip_locked(&switch, level, flip.clone()) != level {
+                    changed += 1;
+                }
             }
         }
+        self.deliver();
         Ok(changed)
     }
 
@@ -345,22 +359,60 @@ impl Degrader {
             names::LABEL_WHY => label(&flip.why),
         )
         .increment(1);
-        let event = FlipEvent {
+        self.shared.pending.lock().push_back(FlipEvent {
             switch: switch.inner.name.clone(),
             from,
             to: level,
             flip,
             at: SystemTime::now(),
-        };
-        for listener in self.shared.listeners.read().iter() {
-            listener.on_event(&event);
-        }
+        });
         from
     }
 
+    /// Delivers queued events, unless a thread (this one, in a listener, or another) already
+    /// is: then that thread delivers them, after the one it is delivering.
+    fn deliver(&self) {
+        let shared = &*self.shared;
+        loop {
+            if shared.delivering.swap(true, Ordering::Acquire) {
+                return;
+            }
+            {
+                // Cleared on the way out, also when a listener panics.
+                let _delivering = Delivering(&shared.delivering);
+                loop {
+                    let Some(event) = shared.pending.lock().pop_front() else {
+                        break;
+                    };
+                    let listeners = shared.listeners.read().clone();
+                    for listener in &listeners {
+                        listener.on_event(&event);
+                    }
+                }
+            }
+            // An event queued after the queue was found empty, but before the flag was
+            // cleared, would otherwise wait for the next flip.
+            if shared.pending.lock().is_empty() {
+                return;
+            }
+        }
+    }
+
     /// Adds a listener for every flip from now on (the SLO crate and status pages use this).
+    ///
+    /// Listeners run outside the degrader's locks, one event at a time and in the order levels
+    /// changed, on the thread that flipped, or on a thread already delivering an earlier
+    /// event. A listener may flip switches: its flips' events follow the current one.
     pub fn listen(&self, listener: impl Listener<FlipEvent>) {
         self.shared.listeners.write().push(Arc::new(listener));
+    }
+}
+
+struct Delivering<'a>(&'a AtomicBool);
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -630,6 +630,10 @@ where
     type Error = M::Error;
     type Future = ResponseFuture<S::Future, EndpointFallback<Res>, Parts, S::Error, M, C>;
 
+    /// The inner service's readiness: the endpoint is not known before the request, so a
+    /// switched-off route cannot skip it. Axum routes are always ready; a tonic channel is
+    /// ready unless its buffer is full. A single route that must degrade past a dependency
+    /// that is not ready takes [`FallbackTable::route`]'s layer, which can.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)

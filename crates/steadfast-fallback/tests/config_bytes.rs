@@ -10,14 +10,24 @@ use steadfast_fallback::Degrader;
 fn check(text: &str) {
     let degrader = Degrader::new();
     degrader
-        .set("recommendations", 2, steadfast_fallback::Flip::new("test", "before"))
+        .set(
+            "recommendations",
+            2,
+            steadfast_fallback::Flip::new("test", "before"),
+        )
         .unwrap();
-    for parsed in [FallbackConfig::from_toml(text), FallbackConfig::from_json(text)] {
+    for parsed in [
+        FallbackConfig::from_toml(text),
+        FallbackConfig::from_json(text),
+    ] {
         match parsed {
             Ok(config) => {
                 degrader.apply(&config, "proptest").unwrap();
                 let expected = config.switches.get("recommendations").copied().unwrap_or(2);
-                assert_eq!(degrader.switch("recommendations").unwrap().level(), expected);
+                assert_eq!(
+                    degrader.switch("recommendations").unwrap().level(),
+                    expected
+                );
             }
             Err(error) => {
                 assert!(!error.to_string().is_empty());
@@ -25,7 +35,11 @@ fn check(text: &str) {
             }
         }
         degrader
-            .set("recommendations", 2, steadfast_fallback::Flip::new("test", "reset"))
+            .set(
+                "recommendations",
+                2,
+                steadfast_fallback::Flip::new("test", "reset"),
+            )
             .unwrap();
     }
 }

@@ -643,7 +643,6 @@ async fn switch_bound_at_level_zero_is_read_as_one() {
 /// not ready (a saturated concurrency limit, a client still connecting). A switch-on call must
 /// not wait for it.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: FallbackService::poll_ready waits for the inner service even while the switch is on, so a switch-on call hangs on a dependency that is not ready"]
 async fn switch_on_answers_even_when_the_inner_service_is_not_ready() {
     let degrader = Degrader::new();
     degrader
