@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the Steadfast circuit breaker, next to its peers.
 //!
-//! Run them all with `cargo bench --bench breaker`. `BENCHMARKS.md` at the repository root
+//! Run them all with `cargo bench -p steadfast-benches --bench breaker`. `BENCHMARKS.md` at the repository root
 //! holds results and explains how to read them.
 //!
 //! Groups:
@@ -17,7 +17,7 @@
 //!   as axum does with the service of a route.
 //! - `open_rejection`: the cost of a call refused by a breaker that tripped for real (a
 //!   failing call with a one-failure rule and a long open period), not one forced open.
-//! - `http_refusal` (feature `http`): through `breaker.layer().http()` around a service of
+//! - `http_refusal`: through `breaker.layer().http()` around a service of
 //!   `http::Response<axum::body::Body>`, a served call against a refused one.
 //! - `window_fill`: the cost of a closed call when the breaker's time window already holds
 //!   0, 1 000 or 100 000 calls.
@@ -703,7 +703,6 @@ fn open_rejection(c: &mut Criterion) {
 /// The inner service answers `200` with a two-byte axum body, the cheapest response an axum
 /// handler makes; `served_with_header` adds a `content-type`, as a JSON handler would. Every
 /// response goes through `black_box` whole and is dropped within the iteration.
-#[cfg(feature = "http")]
 fn http_refusal(c: &mut Criterion) {
     use axum::body::Body;
     use http::{header, HeaderValue, Response, StatusCode};
@@ -801,10 +800,6 @@ fn http_refusal(c: &mut Criterion) {
 
     group.finish();
 }
-
-/// Group `http_refusal` needs feature `http`.
-#[cfg(not(feature = "http"))]
-fn http_refusal(_: &mut Criterion) {}
 
 /// The window fills of group `window_fill`.
 const FILLS: [u64; 3] = [0, 1_000, 100_000];

@@ -2,7 +2,7 @@
 //! that callgrind can count the instructions of one call.
 //!
 //! ```sh
-//! cargo bench --bench breaker_icount --all-features --no-run   # prints the binary's path
+//! cargo bench -p steadfast-benches --bench breaker_icount --no-run   # prints the binary's path
 //! B=target/release/deps/breaker_icount-<hash>
 //! $B                                                           # lists the entries
 //! valgrind --tool=callgrind --toggle-collect='breaker_icount::run*' $B by_hand/steadfast 100000
@@ -250,7 +250,6 @@ fn run(n: u64, mut call: impl FnMut(u64) -> bool) {
     }
 }
 
-#[cfg(feature = "http")]
 fn http_entry(name: &str, n: u64) -> bool {
     use axum::body::Body;
     use http::{Response, StatusCode};
@@ -307,11 +306,6 @@ fn http_entry(name: &str, n: u64) -> bool {
         _ => return false,
     }
     true
-}
-
-#[cfg(not(feature = "http"))]
-fn http_entry(_: &str, _: u64) -> bool {
-    false
 }
 
 /// Runs `make()`'s work `calls` times on each of `threads` threads started together (each
@@ -600,7 +594,7 @@ fn entry(name: &str, n: u64) {
         }
         other => {
             if !http_entry(other, n) && !scaling(other, n) {
-                eprintln!("unknown entry {other:?} (http entries need feature `http`)");
+                eprintln!("unknown entry {other:?}");
                 std::process::exit(2);
             }
         }

@@ -1,9 +1,8 @@
 //! Criterion benchmarks of the Steadfast fallback layer and its degradation switches, next to
 //! the peers `tower-resilience-fallback` and `tower-fallback` (Zebra's).
 //!
-//! Run them all with `cargo bench --bench fallback --features fallback` (add `http`, or use
-//! `--all-features`, for `success_http`). `BENCHMARKS.md` at the repository root holds
-//! results and explains how to read them.
+//! Run them all with `cargo bench -p steadfast-benches --bench fallback`. `BENCHMARKS.md` at
+//! the repository root holds results and explains how to read them.
 //!
 //! Every service is driven *by hand*, as in `benches/breaker.rs`: `poll_ready`, `call`, then
 //! one poll of the response future with a no-op waker. Every inner service and every fallback
@@ -27,7 +26,7 @@
 //!   `FallbackRequest`, and the inner service alone.
 //! - `error_path`: the inner service fails, the fallback answers; ours and the peers, beside
 //!   the failing inner service alone and the fallback alone.
-//! - `success_http` (feature `http`): `FallbackLayer::http()` (keeps method and URI as
+//! - `success_http`: `FallbackLayer::http()` (keeps method and URI as
 //!   `http::request::Parts`) around a service of `http::Request<()>` to
 //!   `http::Response<Full<Bytes>>` (a static body), beside the same mode keeping nothing, so
 //!   that the cost of keeping method and URI shows. Each iteration builds its request (an
@@ -106,7 +105,6 @@ fn call_once<S: Service<R>, R>(service: &mut S, request: R) -> Result<S::Respons
 }
 
 /// The size of `service`'s response future: what each call builds and moves.
-#[cfg(feature = "http")]
 fn future_size<S: Service<R>, R>(_: &S) -> usize {
     std::mem::size_of::<S::Future>()
 }
@@ -315,7 +313,6 @@ fn error_path(c: &mut Criterion) {
 }
 
 /// Group `success_http`: the HTTP mode, keeping method and URI against keeping nothing.
-#[cfg(feature = "http")]
 fn success_http(c: &mut Criterion) {
     use bytes::Bytes;
     use http::request::Parts;
@@ -385,10 +382,6 @@ fn success_http(c: &mut Criterion) {
 
     group.finish();
 }
-
-/// Group `success_http` needs feature `http`.
-#[cfg(not(feature = "http"))]
-fn success_http(_: &mut Criterion) {}
 
 /// Runs `make()`'s work `iters` times on each of `threads` threads started together; each
 /// thread calls `make()` itself, so that what it clones is cloned on that thread.

@@ -159,10 +159,12 @@ async fn degrade() {
     // Outermost first: fallback → breaker → the dependency.
     let mut route = ServiceBuilder::new()
         .layer(
-            FallbackLayer::from_fn(|request: FallbackRequest<http::request::Parts>| async move {
-                let body = format!("[] (no recommendations for {})", request.kept.uri.path());
-                Ok::<_, Infallible>(Response::new(Bytes::from(body)))
-            })
+            FallbackLayer::from_fn(
+                |request: FallbackRequest<http::request::Parts>| async move {
+                    let body = format!("[] (no recommendations for {})", request.kept.uri.path());
+                    Ok::<_, Infallible>(Response::new(Bytes::from(body)))
+                },
+            )
             .http()
             .header(true)
             .switch(degrader.switch("recommendations").expect("a valid name"), 1),
@@ -237,7 +239,9 @@ async fn call_route<S>(route: &mut S) -> Response<Bytes>
 where
     S: Service<Request<()>, Response = Response<Bytes>, Error = Infallible>,
 {
-    let request = Request::get("/recommendations").body(()).expect("a valid request");
+    let request = Request::get("/recommendations")
+        .body(())
+        .expect("a valid request");
     match route.ready().await {
         Ok(ready) => match ready.call(request).await {
             Ok(response) => response,

@@ -164,63 +164,84 @@ where
 {
     type Output = Result<Res, M::Error>;
 
+    // Inlined whole, so that the success path is the inner poll and a check of its result;
+    // the fallback's branches live out of line.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Inner { future, .. } => {
-                    let result = ready!(future.poll(cx));
-                    let reason = reason_for(this.mode, this.classify, result.as_ref())
-                        .filter(|reason| this.settings.reasons.contains(*reason));
-                    let Some(reason) = reason else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(result.map_err(|error| this.mode.inner_error(error)));
-                    };
-                    let StateOwn::Inner { fallback, kept, .. } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Inner a line ago")
-                    };
-                    this.state.set(State::Fallback {
-                        future: Oneshot::new(fallback, FallbackRequest { reason, kept }),
-                        reason,
-                        original: result.err(),
-                        counter: None,
-                    });
-                }
-                StateProj::Fallback {
-                    future,
-                    reason,
-                    original,
-                    counter,
-                } => {
-                    let result = ready!(future.poll(cx));
-                    let (reason, original, counter) = (*reason, original.take(), counter.take());
-                    this.state.set(State::Done);
-                    return Poll::Ready(match result {
-                        Ok(mut response) => {
-                            match counter {
-                                Some(counter) => counter.increment(1),
-                                None => count(this.settings.name, reason, false),
-                            }
-                            this.mode.mark(
-                                &mut response,
-                                Degraded::new(reason),
-                                this.settings.header,
-                            );
-                            Ok(response)
-                        }
-                        Err(error) => {
-                            count(this.settings.name, reason, true);
-                            this.mode
-                                .fallback_failed(FallbackFailed::new(reason, original, error))
-                        }
-                    });
-                }
-                StateProj::Done => panic!("fallback response future polled after completion"),
-            }
+        if let StateProj::Inner { future, .. } = this.state.as_mut().project() {
+            let result = ready!(future.poll(cx));
+            let reason = reason_for(this.mode, this.classify, result.as_ref())
+                .filter(|reason| this.settings.reasons.contains(*reason));
+            let Some(reason) = reason else {
+                this.state.set(State::Done);
+                return Poll::Ready(result.map_err(|error| this.mode.inner_error(error)));
+            };
+            start_fallback(this.state.as_mut(), reason, result.err());
         }
+        poll_fallback(this.state, this.mode, this.settings, cx)
     }
+}
+
+/// Moves from the inner call to the fallback, handing it what was kept.
+#[cold]
+#[inline(never)]
+fn start_fallback<Fut, FB, K, E>(
+    mut state: Pin<&mut State<Fut, FB, K, E>>,
+    reason: Reason,
+    original: Option<E>,
+) where
+    FB: Service<FallbackRequest<K>>,
+{
+    let StateOwn::Inner { fallback, kept, .. } = state.as_mut().project_replace(State::Done) else {
+        unreachable!("the fallback starts from the inner call")
+    };
+    state.set(State::Fallback {
+        future: Oneshot::new(fallback, FallbackRequest { reason, kept }),
+        reason,
+        original,
+        counter: None,
+    });
+}
+
+/// Polls the fallback, then marks and counts its answer.
+#[inline(never)]
+fn poll_fallback<Fut, FB, K, Res, E, M>(
+    mut state: Pin<&mut State<Fut, FB, K, E>>,
+    mode: &M,
+    settings: &Settings,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, M::Error>>
+where
+    FB: Service<FallbackRequest<K>, Response = Res>,
+    M: Mode<Res, E, FB::Error>,
+{
+    let StateProj::Fallback {
+        future,
+        reason,
+        original,
+        counter,
+    } = state.as_mut().project()
+    else {
+        panic!("fallback response future polled after completion")
+    };
+    let result = ready!(future.poll(cx));
+    let (reason, original, counter) = (*reason, original.take(), counter.take());
+    state.set(State::Done);
+    Poll::Ready(match result {
+        Ok(mut response) => {
+            match counter {
+                Some(counter) => counter.increment(1),
+                None => count(settings.name, reason, false),
+            }
+            mode.mark(&mut response, Degraded::new(reason), settings.header);
+            Ok(response)
+        }
+        Err(error) => {
+            count(settings.name, reason, true);
+            mode.fallback_failed(FallbackFailed::new(reason, original, error))
+        }
+    })
 }
 
 impl<Fut, FB, K, E, M, C> std::fmt::Debug for ResponseFuture<Fut, FB, K, E, M, C>

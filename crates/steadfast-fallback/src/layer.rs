@@ -20,7 +20,9 @@ use crate::switch::Switch;
 ///   which errors and responses are failures; [`keep`](Self::keep) what the fallback gets of
 ///   the request; [`switch`](Self::switch) binds the route to a degradation switch.
 /// - [`http`](Self::http), [`grpc`](Self::grpc) and [`boxed_errors`](Self::boxed_errors)
-///   choose the [mode](crate::mode).
+///   choose the [mode](crate::mode). `http()` and `grpc()` also set the keep function and the
+///   classifier to their defaults, so call them first: `.http().keep(Headers)`, not
+///   `.keep(Headers).http()`.
 ///
 /// ```
 /// use steadfast_fallback::{FallbackLayer, FallbackRequest, Reasons};
