@@ -11,7 +11,7 @@
 //! | `steadfast_breaker_rejected_total` | counter | `breaker` | calls refused while open or half-open |
 //! | `steadfast_breaker_slow_calls_total` | counter | `breaker` | calls slower than the slow-call threshold |
 //! | `steadfast_breaker_keys` | gauge | `breaker` | breakers alive in a keyed registry |
-//! | `steadfast_fallback_total` | counter | `fallback`, `reason` | answers given by a fallback |
+//! | `steadfast_fallback_total` | counter | `fallback`, `reason` | calls answered by a fallback (counted when the fallback is called) |
 //! | `steadfast_fallback_failures_total` | counter | `fallback`, `reason` | fallbacks that failed too |
 //! | `steadfast_degradation_level` | gauge | `switch` | a degradation switch's level |
 //! | `steadfast_degradation_flips_total` | counter | `switch`, `source`, `who`, `why` | level changes (`who` and `why` cut to 64 bytes) |
@@ -38,7 +38,7 @@ pub const BREAKER_SLOW_CALLS: &str = "steadfast_breaker_slow_calls_total";
 /// Gauge: the number of breakers alive in a keyed registry.
 pub const BREAKER_KEYS: &str = "steadfast_breaker_keys";
 
-/// Counter: answers given by a fallback.
+/// Counter: calls answered by a fallback, counted when the fallback is called.
 pub const FALLBACKS: &str = "steadfast_fallback_total";
 /// Counter: fallbacks that failed too.
 pub const FALLBACK_FAILURES: &str = "steadfast_fallback_failures_total";

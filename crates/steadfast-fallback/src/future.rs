@@ -7,7 +7,6 @@ use std::task::{ready, Context, Poll};
 use pin_project::pin_project;
 use steadfast_core::metrics as names;
 use steadfast_core::{Classify, Degraded, Outcome, Reason};
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::error::FallbackFailed;
@@ -59,8 +58,8 @@ where
     }
 }
 
-/// Counts an answer of a fallback (or its failure). Off the success path: the label set is
-/// built per count.
+/// Counts a fallback called (or failed). Off the success path: the label set is built per
+/// count. Planned degradation counts through a handle registered with its service instead.
 pub(crate) fn count(name: &'static str, reason: Reason, failed: bool) {
     let metric = if failed {
         names::FALLBACK_FAILURES
@@ -98,12 +97,9 @@ where
     },
     Fallback {
         #[pin]
-        future: Oneshot<FB, FallbackRequest<K>>,
+        future: Call<FB, FallbackRequest<K>>,
         reason: Reason,
         original: Option<E>,
-        /// A handle registered when the service was built, for planned degradation: its
-        /// answers stay as cheap as calling the fallback directly.
-        counter: Option<metrics::Counter>,
     },
     Done,
 }
@@ -135,7 +131,6 @@ where
     pub(crate) fn fallback(
         fallback: FB,
         request: FallbackRequest<K>,
-        counter: metrics::Counter,
         mode: M,
         classify: C,
         settings: Settings,
@@ -143,9 +138,8 @@ where
         Self {
             state: State::Fallback {
                 reason: request.reason,
-                future: Oneshot::new(fallback, request),
+                future: Call::new(fallback, request),
                 original: None,
-                counter: Some(counter),
             },
             mode,
             classify,
@@ -177,9 +171,59 @@ where
                 this.state.set(State::Done);
                 return Poll::Ready(result.map_err(|error| this.mode.inner_error(error)));
             };
-            start_fallback(this.state.as_mut(), reason, result.err());
+            start_fallback(
+                this.state.as_mut(),
+                reason,
+                result.err(),
+                this.settings.name,
+            );
         }
         poll_fallback(this.state, this.mode, this.settings, cx)
+    }
+}
+
+/// One call of a service: readiness, then the call, then its future. Tower's `Oneshot` does
+/// the same; this one inlines into the degraded path.
+#[pin_project(project = CallProj)]
+enum Call<S: Service<Req>, Req> {
+    Ready {
+        service: S,
+        request: Option<Req>,
+    },
+    Called {
+        #[pin]
+        future: S::Future,
+    },
+}
+
+impl<S: Service<Req>, Req> Call<S, Req> {
+    #[inline]
+    fn new(service: S, request: Req) -> Self {
+        Call::Ready {
+            service,
+            request: Some(request),
+        }
+    }
+}
+
+impl<S: Service<Req>, Req> Future for Call<S, Req> {
+    type Output = Result<S::Response, S::Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                CallProj::Ready { service, request } => {
+                    ready!(service.poll_ready(cx))?;
+                    let Some(request) = request.take() else {
+                        unreachable!("a call is made once")
+                    };
+                    let future = service.call(request);
+                    self.set(Call::Called { future });
+                }
+                CallProj::Called { future } => return future.poll(cx),
+            }
+        }
     }
 }
 
@@ -190,22 +234,23 @@ fn start_fallback<Fut, FB, K, E>(
     mut state: Pin<&mut State<Fut, FB, K, E>>,
     reason: Reason,
     original: Option<E>,
+    name: &'static str,
 ) where
     FB: Service<FallbackRequest<K>>,
 {
+    count(name, reason, false);
     let StateOwn::Inner { fallback, kept, .. } = state.as_mut().project_replace(State::Done) else {
         unreachable!("the fallback starts from the inner call")
     };
     state.set(State::Fallback {
-        future: Oneshot::new(fallback, FallbackRequest { reason, kept }),
+        future: Call::new(fallback, FallbackRequest { reason, kept }),
         reason,
         original,
-        counter: None,
     });
 }
 
-/// Polls the fallback, then marks and counts its answer.
-#[inline(never)]
+/// Polls the fallback, then marks its answer or counts its failure.
+#[inline]
 fn poll_fallback<Fut, FB, K, Res, E, M>(
     mut state: Pin<&mut State<Fut, FB, K, E>>,
     mode: &M,
@@ -220,20 +265,15 @@ where
         future,
         reason,
         original,
-        counter,
     } = state.as_mut().project()
     else {
         panic!("fallback response future polled after completion")
     };
     let result = ready!(future.poll(cx));
-    let (reason, original, counter) = (*reason, original.take(), counter.take());
+    let (reason, original) = (*reason, original.take());
     state.set(State::Done);
     Poll::Ready(match result {
         Ok(mut response) => {
-            match counter {
-                Some(counter) => counter.increment(1),
-                None => count(settings.name, reason, false),
-            }
             mode.mark(&mut response, Degraded::new(reason), settings.header);
             Ok(response)
         }

@@ -151,13 +151,13 @@ where
                 // Planned degradation: the inner service is not called (when it was polled
                 // ready, the capacity it reserved is released with the request).
                 drop(request);
+                bound.counter.increment(1);
                 return ResponseFuture::fallback(
                     self.fallback.clone(),
                     FallbackRequest {
                         reason: Reason::Switch,
                         kept,
                     },
-                    bound.counter.clone(),
                     self.mode.clone(),
                     self.classify.clone(),
                     self.settings,

@@ -659,7 +659,7 @@ where
         let kept = MethodUri.keep(&request);
         let settings = resolved.settings;
         if let Some(bound) = resolved.bound.as_ref().filter(|bound| bound.is_on()) {
-            let counter = bound.counter.clone();
+            bound.counter.increment(1);
             drop(request);
             return ResponseFuture::fallback(
                 EndpointFallback::new(Some(resolved)),
@@ -667,7 +667,6 @@ where
                     reason: Reason::Switch,
                     kept,
                 },
-                counter,
                 self.mode.clone(),
                 self.classify.clone(),
                 settings,
