@@ -396,7 +396,7 @@ async fn a_dead_server_is_answered_by_the_fallback_while_the_breaker_stays_close
 }
 
 #[tokio::test]
-async fn a_failing_fallback_gives_unavailable_naming_both_causes() {
+async fn a_failing_fallback_gives_unavailable_holding_both_causes() {
     let server = HealthServer::start().await;
     let (breaker, _time) = mock_breaker("health", 1_000, 1);
     let failing: Fallback =
@@ -411,18 +411,11 @@ async fn a_failing_fallback_gives_unavailable_naming_both_causes() {
     breaker.force_open();
     let status = check(&mut health, KNOWN).await.expect_err("both failed");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    let message = status.message();
-    assert!(
-        message.contains("circuit breaker"),
-        "the refusal: {message}"
-    );
-    assert!(
-        message.contains("the status cache is down too"),
-        "the fallback's error: {message}"
-    );
+    // A fixed message: what a server passes on to its callers names no internals.
+    assert_eq!(status.message(), "the call failed and so did its fallback");
     assert!(degraded_metadata_absent(&status), "{status:?}");
 
-    // Both causes are there to read, as well as in the message.
+    // Both causes are there to read, in the source.
     let failed = status
         .source()
         .and_then(|source| source.downcast_ref::<BoxedFallbackFailed>())

@@ -19,6 +19,7 @@
 //!     switch = "recommendations"
 //!     level = 1
 //!     header = true
+//!     timeout = "250ms"
 //! "#).unwrap();
 //!
 //! let degrader = Degrader::new();
@@ -73,6 +74,9 @@ pub struct EndpointConfig {
     /// Whether fallback answers carry the `steadfast-degraded` header.
     #[serde(default)]
     pub header: bool,
+    /// How long the fallback may take (`"250ms"`, `"2s"`); unbounded when absent.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// A config refused: the file, the field, and what was wrong with it.

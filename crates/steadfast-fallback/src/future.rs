@@ -100,6 +100,9 @@ where
         future: Call<FB, FallbackRequest<K>>,
         reason: Reason,
         original: Option<E>,
+        /// The failure response the fallback answers, kept for the HTTP mode to return if the
+        /// fallback fails too (a breaker's 503 keeps its `Retry-After`).
+        response: Option<FB::Response>,
     },
     Done,
 }
@@ -140,6 +143,7 @@ where
                 reason: request.reason,
                 future: Call::new(fallback, request),
                 original: None,
+                response: None,
             },
             mode,
             classify,
@@ -171,12 +175,7 @@ where
                 this.state.set(State::Done);
                 return Poll::Ready(result.map_err(|error| this.mode.inner_error(error)));
             };
-            start_fallback(
-                this.state.as_mut(),
-                reason,
-                result.err(),
-                this.settings.name,
-            );
+            start_fallback(this.state.as_mut(), reason, result, this.settings.name);
         }
         poll_fallback(this.state, this.mode, this.settings, cx)
     }
@@ -233,11 +232,15 @@ impl<S: Service<Req>, Req> Future for Call<S, Req> {
 fn start_fallback<Fut, FB, K, E>(
     mut state: Pin<&mut State<Fut, FB, K, E>>,
     reason: Reason,
-    original: Option<E>,
+    result: Result<FB::Response, E>,
     name: &'static str,
 ) where
     FB: Service<FallbackRequest<K>>,
 {
+    let (response, original) = match result {
+        Ok(response) => (Some(response), None),
+        Err(error) => (None, Some(error)),
+    };
     count(name, reason, false);
     let StateOwn::Inner { fallback, kept, .. } = state.as_mut().project_replace(State::Done) else {
         unreachable!("the fallback starts from the inner call")
@@ -246,6 +249,7 @@ fn start_fallback<Fut, FB, K, E>(
         future: Call::new(fallback, FallbackRequest { reason, kept }),
         reason,
         original,
+        response,
     });
 }
 
@@ -265,12 +269,13 @@ where
         future,
         reason,
         original,
+        response: failure,
     } = state.as_mut().project()
     else {
         panic!("fallback response future polled after completion")
     };
     let result = ready!(future.poll(cx));
-    let (reason, original) = (*reason, original.take());
+    let (reason, original, failure) = (*reason, original.take(), failure.take());
     state.set(State::Done);
     Poll::Ready(match result {
         Ok(mut response) => {
@@ -279,7 +284,7 @@ where
         }
         Err(error) => {
             count(settings.name, reason, true);
-            mode.fallback_failed(FallbackFailed::new(reason, original, error))
+            mode.fallback_failed(FallbackFailed::new(reason, original, error), failure)
         }
     })
 }

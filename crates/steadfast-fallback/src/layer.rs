@@ -1,6 +1,8 @@
 //! The fallback layer and its builder.
 
-use steadfast_core::{AnyError, Reason};
+use std::time::Duration;
+
+use steadfast_core::AnyError;
 use tower_layer::Layer;
 
 use crate::future::Settings;
@@ -81,7 +83,8 @@ impl<T> FallbackLayer<tower::util::ServiceFn<T>> {
 impl<F, K, M, C> FallbackLayer<F, K, M, C> {
     /// The reasons the fallback answers: [`Reasons::BREAKER_OPEN`] for "only when the breaker
     /// is open", [`Reasons::ANY_ERROR`] for any error, [`Reasons::ALL`] (the default) for
-    /// errors, failure responses and switches.
+    /// errors and failure responses too. A bound [`switch`](Self::switch) answers whatever the
+    /// reasons are.
     #[must_use]
     pub fn on(mut self, reasons: impl Into<Reasons>) -> Self {
         self.reasons = reasons.into();
@@ -133,13 +136,34 @@ impl<F, K, M, C> FallbackLayer<F, K, M, C> {
     }
 
     /// Binds the route to `switch`: while it is at `level` or above, the route answers from
-    /// its fallback ([`Reason::Switch`]) without calling the inner service. Level 0 is full
-    /// service, so a level of 0 is read as 1. The switch is read only while
-    /// [`Reason::Switch`] is among the layer's reasons ([`on`](Self::on)).
+    /// its fallback ([`Reason::Switch`](crate::Reason::Switch)) without calling the inner service. Level 0 is full
+    /// service, so a level of 0 is read as 1. Binding a switch is the declaration: the switch
+    /// answers whatever reasons [`on`](Self::on) names.
     #[must_use]
     pub fn switch(mut self, switch: Switch, level: u8) -> Self {
         self.switch = Some((switch, level));
         self
+    }
+
+    /// Bounds how long the fallback may take, readiness and answer: past `timeout` the caller
+    /// gets a failed fallback (its error a `tower::timeout::error::Elapsed`) instead of
+    /// waiting. Nothing below the fallback can bound it (the timeout sits inside the breaker),
+    /// and with a switch on the fallback is all that is called, so set one wherever the
+    /// fallback does I/O.
+    pub fn fallback_timeout(
+        self,
+        timeout: Duration,
+    ) -> FallbackLayer<tower::timeout::Timeout<F>, K, M, C> {
+        FallbackLayer {
+            fallback: tower::timeout::Timeout::new(self.fallback, timeout),
+            keep: self.keep,
+            mode: self.mode,
+            classify: self.classify,
+            reasons: self.reasons,
+            switch: self.switch,
+            header: self.header,
+            name: self.name,
+        }
     }
 
     /// Adds the `steadfast-degraded: <reason>` header to fallback answers (HTTP and gRPC
@@ -197,9 +221,6 @@ impl<F, K, M, C> FallbackLayer<F, K, M, C> {
     }
 
     pub(crate) fn bound(&self) -> Option<Bound> {
-        if !self.reasons.contains(Reason::Switch) {
-            return None;
-        }
         self.switch
             .as_ref()
             .map(|(switch, level)| Bound::new(switch.clone(), *level, self.name))

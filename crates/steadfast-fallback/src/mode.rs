@@ -32,12 +32,17 @@ pub trait Mode<Res, E, FE>: Clone {
     /// Converts an inner error the fallback did not answer.
     fn inner_error(&self, error: E) -> Self::Error;
 
-    /// The output when the fallback failed too.
+    /// The output when the fallback failed too; `response` is the failure response the
+    /// fallback was answering, if it answered one.
     ///
     /// # Errors
     ///
     /// Modes that report the failure as an error return it here.
-    fn fallback_failed(&self, failed: FallbackFailed<E, FE>) -> Result<Res, Self::Error>;
+    fn fallback_failed(
+        &self,
+        failed: FallbackFailed<E, FE>,
+        response: Option<Res>,
+    ) -> Result<Res, Self::Error>;
 }
 
 /// Errors as [`Error`]; responses unmarked.
@@ -52,7 +57,11 @@ impl<Res, E, FE> Mode<Res, E, FE> for Typed {
         Error::Inner(error)
     }
 
-    fn fallback_failed(&self, failed: FallbackFailed<E, FE>) -> Result<Res, Error<E, FE>> {
+    fn fallback_failed(
+        &self,
+        failed: FallbackFailed<E, FE>,
+        _response: Option<Res>,
+    ) -> Result<Res, Error<E, FE>> {
         Err(Error::Fallback(failed))
     }
 }
@@ -72,7 +81,11 @@ where
         error.into()
     }
 
-    fn fallback_failed(&self, failed: FallbackFailed<E, FE>) -> Result<Res, BoxError> {
+    fn fallback_failed(
+        &self,
+        failed: FallbackFailed<E, FE>,
+        _response: Option<Res>,
+    ) -> Result<Res, BoxError> {
         Err(Box::new(failed.boxed()))
     }
 }
@@ -122,13 +135,17 @@ mod http_mode {
         }
     }
 
-    /// Fallback answers marked with [`Degraded`](steadfast_core::Degraded); refusals and
-    /// timeouts of an inner breaker in its HTTP mode recognised by their markers; a failed
-    /// fallback answered `503` problem+json. The inner error type is kept.
+    /// Fallback answers marked with [`Degraded`](steadfast_core::Degraded) and
+    /// `Cache-Control: no-store` (a degraded answer must not outlive the outage in a browser or
+    /// a CDN); refusals and timeouts of an inner breaker in its HTTP mode recognised by their
+    /// markers. When the fallback fails too, the caller gets what it would have had without
+    /// one: the failure response (a breaker's 503 keeps its `Retry-After`) or the inner error;
+    /// a switched route with nothing to return answers `503` problem+json. The inner error
+    /// type is kept.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Http;
 
-    const FAILED: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the call failed and so did its fallback"}"#;
+    const FAILED: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the service is degraded and its fallback failed"}"#;
 
     impl<B: From<Bytes>, E, FE> Mode<Response<B>, E, FE> for Http {
         type Error = E;
@@ -150,6 +167,9 @@ mod http_mode {
         #[inline]
         fn mark(&self, response: &mut Response<B>, degraded: Degraded, header: bool) {
             Mark::mark(response, degraded, header);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
 
         #[inline]
@@ -157,7 +177,18 @@ mod http_mode {
             error
         }
 
-        fn fallback_failed(&self, _failed: FallbackFailed<E, FE>) -> Result<Response<B>, E> {
+        fn fallback_failed(
+            &self,
+            failed: FallbackFailed<E, FE>,
+            response: Option<Response<B>>,
+        ) -> Result<Response<B>, E> {
+            if let Some(response) = response {
+                return Ok(response);
+            }
+            let (_, original, _) = failed.into_parts();
+            if let Some(error) = original {
+                return Err(error);
+            }
             let mut response = Response::new(B::from(Bytes::from_static(FAILED.as_bytes())));
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             response.headers_mut().insert(
@@ -202,12 +233,22 @@ mod grpc_mode {
             tonic::Status::from_error(error.into())
         }
 
-        fn fallback_failed(&self, failed: FallbackFailed<E, FE>) -> Result<Res, tonic::Status> {
+        fn fallback_failed(
+            &self,
+            failed: FallbackFailed<E, FE>,
+            _response: Option<Res>,
+        ) -> Result<Res, tonic::Status> {
             let failed = failed.boxed();
-            let mut status = tonic::Status::unavailable(format!(
-                "{failed}; the fallback: {}",
-                failed.fallback_error()
-            ));
+            // A fixed message: the causes stay in `source()`, not in what a server may pass on
+            // to its own callers. An original status's metadata (its retry pushback) is kept.
+            let metadata = failed
+                .original()
+                .and_then(|original| original.downcast_ref::<tonic::Status>())
+                .map(|original| original.metadata().clone());
+            let mut status = tonic::Status::unavailable("the call failed and so did its fallback");
+            if let Some(metadata) = metadata {
+                *status.metadata_mut() = metadata;
+            }
             status.set_source(Arc::new(failed));
             Err(status)
         }

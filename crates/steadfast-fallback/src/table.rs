@@ -75,6 +75,7 @@ pub struct Endpoint<Res> {
     reasons: Reasons,
     switch: Option<(String, u8)>,
     header: bool,
+    timeout: Option<std::time::Duration>,
 }
 
 impl<Res> Endpoint<Res> {
@@ -92,6 +93,7 @@ impl<Res> Endpoint<Res> {
             reasons: Reasons::ALL,
             switch: None,
             header: false,
+            timeout: None,
         }
     }
 
@@ -103,6 +105,7 @@ impl<Res> Endpoint<Res> {
             reasons: Reasons::ALL,
             switch: None,
             header: false,
+            timeout: None,
         }
     }
 
@@ -126,6 +129,23 @@ impl<Res> Endpoint<Res> {
         self.header = header;
         self
     }
+
+    /// Bounds how long the fallback may take (see [`FallbackLayer::fallback_timeout`]).
+    #[must_use]
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+fn bounded<Res: Send + 'static>(
+    fallback: BoxFallback<Res>,
+    timeout: Option<std::time::Duration>,
+) -> BoxFallback<Res> {
+    match timeout {
+        Some(timeout) => BoxCloneSyncService::new(tower::timeout::Timeout::new(fallback, timeout)),
+        None => fallback,
+    }
 }
 
 impl<Res> fmt::Debug for Endpoint<Res> {
@@ -135,6 +155,7 @@ impl<Res> fmt::Debug for Endpoint<Res> {
             .field("reasons", &self.reasons)
             .field("switch", &self.switch)
             .field("header", &self.header)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -233,6 +254,7 @@ impl<Res: Send + 'static> FallbackTableBuilder<Res> {
                 })?,
                 (None, None) => return Err(TableError::new(&key, "no fallback")),
             };
+            let fallback = bounded(fallback, endpoint.timeout);
             // Metric labels need `'static` names: tables are built at start-up, from code or
             // a config file, so their keys are few and are kept for the process's life.
             let name: &'static str = Box::leak(key.clone().into_boxed_str());
@@ -242,10 +264,7 @@ impl<Res: Send + 'static> FallbackTableBuilder<Res> {
                         .degrader
                         .switch(switch)
                         .map_err(|error: SwitchError| TableError::new(&key, error.to_string()))?;
-                    endpoint
-                        .reasons
-                        .contains(Reason::Switch)
-                        .then(|| Bound::new(switch, *level, name))
+                    Some(Bound::new(switch, *level, name))
                 }
                 None => None,
             };
@@ -368,6 +387,9 @@ impl<Res: Send + 'static> FallbackTable<Res> {
             }
             if let Some(switch) = &endpoint.switch {
                 declared = declared.switch(switch.clone(), endpoint.level.unwrap_or(1));
+            }
+            if let Some(timeout) = endpoint.timeout {
+                declared = declared.timeout(timeout);
             }
             builder = builder.endpoint(key.clone(), declared);
         }
