@@ -14,7 +14,7 @@
 //! | `steadfast_fallback_total` | counter | `fallback`, `reason` | calls answered by a fallback (counted when the fallback is called) |
 //! | `steadfast_fallback_failures_total` | counter | `fallback`, `reason` | fallbacks that failed too |
 //! | `steadfast_degradation_level` | gauge | `switch` | a degradation switch's level |
-//! | `steadfast_degradation_flips_total` | counter | `switch`, `source`, `who`, `why` | level changes (`who` and `why` cut to 64 bytes) |
+//! | `steadfast_degradation_flips_total` | counter | `switch`, `source`, `who` | level changes (`who` cut to 64 bytes; the free-text `why` is in the flip's event, not a label) |
 //! | `steadfast_degradation_reload_failures_total` | counter | none | config files refused whole |
 //!
 //! The breakers of a keyed registry all report under the registry's name, never under their
@@ -59,8 +59,6 @@ pub const LABEL_SWITCH: &str = "switch";
 pub const LABEL_SOURCE: &str = "source";
 /// Label: who flipped a switch.
 pub const LABEL_WHO: &str = "who";
-/// Label: why a switch was flipped.
-pub const LABEL_WHY: &str = "why";
 
 /// Label: the breaker's name.
 pub const LABEL_BREAKER: &str = "breaker";

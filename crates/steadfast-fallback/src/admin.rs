@@ -9,6 +9,7 @@
 //! | `GET /switches` | every switch and its level, as JSON |
 //! | `GET /switches/{name}` | one switch |
 //! | `PUT /switches/{name}` | body `{"level": 2, "why": "black friday"}`: sets an existing switch |
+//! | `GET /flips` | the last flips, oldest first: switch, levels, who, why, source, when |
 //!
 //! Errors are RFC 9457 problem+json: 401 or 403 from the check, 404 for a switch that does
 //! not exist (the router never makes switches), 400 for a malformed body, 413 for a body over
@@ -193,6 +194,7 @@ impl AdminRouter {
         Ok(Router::new()
             .route("/switches", get(list))
             .route("/switches/{name}", get(show).put(set))
+            .route("/flips", get(flips))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authorize,
@@ -230,6 +232,39 @@ async fn list(State(state): State<AdminState>) -> Response {
         })
         .collect();
     Json(serde_json::json!({ "switches": switches })).into_response()
+}
+
+#[derive(Serialize)]
+struct FlipView {
+    switch: String,
+    from: u8,
+    to: u8,
+    who: String,
+    why: String,
+    source: &'static str,
+    /// Milliseconds since the Unix epoch.
+    at_ms: u128,
+}
+
+async fn flips(State(state): State<AdminState>) -> Response {
+    let flips: Vec<FlipView> = state
+        .degrader
+        .history()
+        .into_iter()
+        .map(|event| FlipView {
+            switch: event.switch.to_string(),
+            from: event.from,
+            to: event.to,
+            who: event.flip.who().to_owned(),
+            why: event.flip.why().to_owned(),
+            source: event.flip.source().as_str(),
+            at_ms: event
+                .at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis()),
+        })
+        .collect();
+    Json(serde_json::json!({ "flips": flips })).into_response()
 }
 
 async fn show(State(state): State<AdminState>, Path(name): Path<String>) -> Response {

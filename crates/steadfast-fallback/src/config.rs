@@ -230,8 +230,13 @@ impl FallbackConfig {
 
 impl Degrader {
     /// Sets every switch the config names, as one: the config is checked first, and a config
-    /// that fails leaves every switch as it was. Switches the config does not name keep their
-    /// levels. `who` names the flip's author; its source is [`Source::Config`].
+    /// that fails leaves every switch as it was. `who` names the flip's author; its source is
+    /// [`Source::Config`].
+    ///
+    /// A config owns the switches it names. Applied after another, it changes only the levels
+    /// the files differ on (an admin's flip of a switch whose line did not change stands),
+    /// and a switch the earlier config named and this one does not goes back to 0. Returns
+    /// how many switches changed level.
     ///
     /// # Errors
     ///
@@ -239,14 +244,24 @@ impl Degrader {
     pub fn apply(&self, config: &FallbackConfig, who: &str) -> Result<usize, ConfigError> {
         config.validate()?;
         let flip = Flip::new(who.to_owned(), "config").from_source(Source::Config);
-        self.set_all(
-            config
-                .switches
-                .iter()
-                .map(|(name, level)| (name.as_str(), *level)),
-            &flip,
-        )
-        .map_err(|error| ConfigError::new("switches", error.to_string()))
+        let mut owned = self.shared_from_config().lock();
+        let changed: Vec<(&str, u8)> = config
+            .switches
+            .iter()
+            .filter(|(name, level)| owned.get(name.as_str()) != Some(level))
+            .map(|(name, level)| (name.as_str(), *level))
+            .chain(
+                owned
+                    .keys()
+                    .filter(|name| !config.switches.contains_key(name.as_str()))
+                    .map(|name| (name.as_str(), 0)),
+            )
+            .collect();
+        let count = self
+            .set_all(changed, &flip)
+            .map_err(|error| ConfigError::new("switches", error.to_string()))?;
+        *owned = config.switches.clone();
+        Ok(count)
     }
 
     /// Reads `path` and applies its switches. A file that fails is refused whole (the old
@@ -268,7 +283,7 @@ impl Degrader {
     }
 
     /// Watches `path` and reloads it whenever its modification time or size changes, checking
-    /// every `every`. Each outcome goes to `on_reload` (a refused file leaves the old levels).
+    /// every `every` (at least a millisecond). Each outcome goes to `on_reload` (a refused file leaves the old levels).
     /// The watch stops when the returned [`Watch`] is dropped. Needs a tokio runtime.
     pub fn watch<F>(&self, path: impl Into<PathBuf>, every: Duration, on_reload: F) -> Watch
     where
@@ -276,6 +291,8 @@ impl Degrader {
     {
         let degrader = self.clone();
         let path = path.into();
+        // A zero period would make tokio's interval panic.
+        let every = every.max(Duration::from_millis(1));
         let task = tokio::spawn(async move {
             let mut seen: Option<(SystemTime, u64)> = None;
             let mut ticks = tokio::time::interval(every);
@@ -290,7 +307,15 @@ impl Degrader {
                     continue;
                 }
                 seen = stamp;
-                on_reload(degrader.reload(&path));
+                // Reading and parsing block: off the runtime's threads.
+                let (reloader, file) = (degrader.clone(), path.clone());
+                let result = tokio::task::spawn_blocking(move || reloader.reload(&file))
+                    .await
+                    .unwrap_or_else(|_| Err(ConfigError::new("", "the reload panicked")));
+                // A callback that panics must not end the watch.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    on_reload(result);
+                }));
             }
         });
         Watch { task }

@@ -104,6 +104,6 @@ pub use reason::{diagnose_chain, Diagnose, Reasons};
 pub use service::FallbackService;
 pub use steadfast_core::{Degraded, Reason};
 pub use switch::{
-    validate_name, Degrader, Flip, FlipEvent, Source, Switch, SwitchError, MAX_NAME_LEN,
-    MAX_SWITCHES,
+    validate_name, Degrader, Flip, FlipEvent, Source, Switch, SwitchError, HISTORY_LEN,
+    MAX_NAME_LEN, MAX_SWITCHES,
 };

@@ -60,7 +60,17 @@ struct Shared {
     /// Whether a thread is delivering events; a flip made meanwhile (by a listener, or by
     /// another thread) queues its event for that thread to deliver, in order.
     delivering: AtomicBool,
+    /// The last flips, newest last, for status pages and the admin router.
+    history: Mutex<VecDeque<FlipEvent>>,
+    /// The levels the last config applied, so that a reload changes only what the file
+    /// changed (an admin's flip of a switch the file did not touch stands) and resets the
+    /// switches the file no longer names.
+    #[cfg(feature = "serde")]
+    from_config: Mutex<std::collections::BTreeMap<String, u8>>,
 }
+
+/// How many flips [`Degrader::history`] keeps.
+pub const HISTORY_LEN: usize = 64;
 
 /// One named switch. Cloning shares it; [`level`](Switch::level) is one atomic load.
 #[derive(Clone)]
@@ -105,7 +115,8 @@ impl fmt::Debug for Switch {
     }
 }
 
-/// Who flipped a switch and why: the flip's event carries both, and its metric counts by them.
+/// Who flipped a switch and why: the flip's event and the history carry both; its metric
+/// counts by who.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flip {
     who: Cow<'static, str>,
@@ -291,9 +302,10 @@ impl Degrader {
     /// Sets the switch `name` (made if needed) to `level`, and returns the level it left.
     ///
     /// Setting the level a switch already has changes nothing and reports nothing. Otherwise
-    /// the flip is an event to every listener and a metric: the gauge
-    /// `steadfast_degradation_level{switch}` and the counter
-    /// `steadfast_degradation_flips_total{switch, source, who, why}`.
+    /// the flip is an event to every listener, an entry in [`history`](Self::history) and a
+    /// metric: the gauge `steadfast_degradation_level{switch}` and the counter
+    /// `steadfast_degradation_flips_total{switch, source, who}` (`why`, free text, is in the
+    /// event and the history, not a label).
     ///
     /// # Errors
     ///
@@ -351,21 +363,30 @@ impl Degrader {
             return from;
         }
         switch.inner.gauge.set(f64::from(level));
+        // `why` is free text: a label would make a series per reason given. It is in the
+        // event and in the history instead.
         metrics::counter!(
             names::DEGRADATION_FLIPS,
             names::LABEL_SWITCH => switch.inner.name.to_string(),
             names::LABEL_SOURCE => flip.source.as_str(),
             names::LABEL_WHO => label(&flip.who),
-            names::LABEL_WHY => label(&flip.why),
         )
         .increment(1);
-        self.shared.pending.lock().push_back(FlipEvent {
+        let event = FlipEvent {
             switch: switch.inner.name.clone(),
             from,
             to: level,
             flip,
             at: SystemTime::now(),
-        });
+        };
+        {
+            let mut history = self.shared.history.lock();
+            if history.len() == HISTORY_LEN {
+                history.pop_front();
+            }
+            history.push_back(event.clone());
+        }
+        self.shared.pending.lock().push_back(event);
         from
     }
 
@@ -386,7 +407,11 @@ impl Degrader {
                     };
                     let listeners = shared.listeners.read().clone();
                     for listener in &listeners {
-                        listener.on_event(&event);
+                        // A listener that panics must not cost the others their event, nor
+                        // the flipper its flip: the level has changed already.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            listener.on_event(&event);
+                        }));
                     }
                 }
             }
@@ -398,11 +423,24 @@ impl Degrader {
         }
     }
 
+    /// The levels the last applied config set (see `Degrader::apply`).
+    #[cfg(feature = "serde")]
+    pub(crate) fn shared_from_config(&self) -> &Mutex<std::collections::BTreeMap<String, u8>> {
+        &self.shared.from_config
+    }
+
+    /// The last flips ([`HISTORY_LEN`] at most), oldest first: who flipped what, when, and why.
+    #[must_use]
+    pub fn history(&self) -> Vec<FlipEvent> {
+        self.shared.history.lock().iter().cloned().collect()
+    }
+
     /// Adds a listener for every flip from now on (the SLO crate and status pages use this).
     ///
     /// Listeners run outside the degrader's locks, one event at a time and in the order levels
     /// changed, on the thread that flipped, or on a thread already delivering an earlier
-    /// event. A listener may flip switches: its flips' events follow the current one.
+    /// event. A listener may flip switches: its flips' events follow the current one. A
+    /// listener that panics loses its own event; the others still get it.
     pub fn listen(&self, listener: impl Listener<FlipEvent>) {
         self.shared.listeners.write().push(Arc::new(listener));
     }
