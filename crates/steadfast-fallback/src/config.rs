@@ -74,6 +74,9 @@ pub struct EndpointConfig {
     /// Whether fallback answers carry the `steadfast-degraded` header.
     #[serde(default)]
     pub header: bool,
+    /// Whether the fallback gets the request's headers too.
+    #[serde(default)]
+    pub keep_headers: bool,
     /// How long the fallback may take (`"250ms"`, `"2s"`); unbounded when absent.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<std::time::Duration>,

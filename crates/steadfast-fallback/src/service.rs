@@ -127,7 +127,9 @@ where
 
     /// Ready at once while the bound switch is on: planned degradation must not wait on a
     /// dependency that is not ready (a full concurrency limit), since that is when it is
-    /// used. Otherwise the inner service's readiness; an error there passes through without
+    /// used. A request already waiting for the dependency when the switch flips keeps
+    /// waiting until the dependency wakes it: put a timeout or a load shedder inside, so that
+    /// no wait is unbounded. Otherwise the inner service's readiness; an error there passes through without
     /// the fallback, as in tower a readiness error means the service is broken for good (a
     /// closed `Buffer`), and there is no request yet to answer.
     #[inline]
@@ -148,8 +150,9 @@ where
         let degraded = std::mem::take(&mut self.degraded);
         if let Some(bound) = &self.switch {
             if degraded || bound.is_on() {
-                // Planned degradation: the inner service is not called (when it was polled
-                // ready, the capacity it reserved is released with the request).
+                // Planned degradation: the inner service is not called. Capacity it reserved
+                // in `poll_ready` stays reserved until its next call or its drop, as with any
+                // tower service that is polled ready and then not called.
                 drop(request);
                 bound.counter.increment(1);
                 return ResponseFuture::fallback(

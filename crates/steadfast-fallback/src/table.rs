@@ -8,6 +8,12 @@
 //! [`FallbackTable::grpc_layer`] (methods told apart by path). With feature `serde` the table
 //! comes from a config file, and the code names the fallbacks.
 //!
+//! Keys are the matched path as axum reports it, which includes the prefixes of `nest`: a
+//! route `/{id}` nested under `/products` is `"GET /products/{id}"`. Apply the table with
+//! `route_layer`, after the routes it covers: a layer applied with `Router::layer` runs
+//! before routing and sees only raw paths. Endpoint tables are built once; the `name`s they
+//! give metrics are kept for the process's life.
+//!
 //! ```
 //! use axum::{body::Body, routing::get, Router};
 //! use http::{Request, Response, StatusCode};
@@ -76,6 +82,7 @@ pub struct Endpoint<Res> {
     switch: Option<(String, u8)>,
     header: bool,
     timeout: Option<std::time::Duration>,
+    headers: bool,
 }
 
 impl<Res> Endpoint<Res> {
@@ -94,6 +101,7 @@ impl<Res> Endpoint<Res> {
             switch: None,
             header: false,
             timeout: None,
+            headers: false,
         }
     }
 
@@ -106,6 +114,7 @@ impl<Res> Endpoint<Res> {
             switch: None,
             header: false,
             timeout: None,
+            headers: false,
         }
     }
 
@@ -127,6 +136,14 @@ impl<Res> Endpoint<Res> {
     #[must_use]
     pub const fn header(mut self, header: bool) -> Self {
         self.header = header;
+        self
+    }
+
+    /// Keeps the request's headers for the fallback too (method, URI and version are always
+    /// kept). Only this endpoint pays for the copy of the header map.
+    #[must_use]
+    pub const fn keep_headers(mut self, headers: bool) -> Self {
+        self.headers = headers;
         self
     }
 
@@ -282,6 +299,7 @@ impl<Res: Send + 'static> FallbackTableBuilder<Res> {
                         name,
                     },
                     bound,
+                    headers: endpoint.headers,
                 }),
             });
             listing.push(Listing {
@@ -309,6 +327,7 @@ struct Resolved<Res> {
     fallback: BoxFallback<Res>,
     settings: Settings,
     bound: Option<Bound>,
+    headers: bool,
 }
 
 struct Listing {
@@ -391,6 +410,7 @@ impl<Res: Send + 'static> FallbackTable<Res> {
             if let Some(timeout) = endpoint.timeout {
                 declared = declared.timeout(timeout);
             }
+            declared = declared.keep_headers(endpoint.keep_headers);
             builder = builder.endpoint(key.clone(), declared);
         }
         builder
@@ -430,7 +450,7 @@ impl<Res: Send + 'static> FallbackTable<Res> {
     ) -> Option<
         FallbackLayer<
             EndpointFallback<Res>,
-            MethodUri,
+            EndpointKeep,
             crate::mode::Http,
             steadfast_core::HttpStatus,
         >,
@@ -443,6 +463,9 @@ impl<Res: Send + 'static> FallbackTable<Res> {
         let resolved = route.resolved.clone();
         let mut layer = FallbackLayer::new(EndpointFallback::new(Some(resolved.clone())))
             .http()
+            .keep(EndpointKeep {
+                headers: resolved.headers,
+            })
             .on(resolved.settings.reasons)
             .header(resolved.settings.header)
             .name(resolved.settings.name);
@@ -486,6 +509,26 @@ impl<Res> fmt::Debug for FallbackTable<Res> {
         f.debug_list()
             .entries(self.routes.listing.iter().map(|listing| &listing.key))
             .finish()
+    }
+}
+
+/// What an endpoint keeps of the request: method, URI and version, and the headers when the
+/// endpoint asks ([`Endpoint::keep_headers`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndpointKeep {
+    headers: bool,
+}
+
+impl<B> Keep<Request<B>> for EndpointKeep {
+    type Kept = Parts;
+
+    #[inline]
+    fn keep(&self, request: &Request<B>) -> Parts {
+        if self.headers {
+            crate::keep::Headers.keep(request)
+        } else {
+            MethodUri.keep(request)
+        }
     }
 }
 
@@ -678,7 +721,10 @@ where
                 PASSTHROUGH,
             );
         };
-        let kept = MethodUri.keep(&request);
+        let kept = EndpointKeep {
+            headers: resolved.headers,
+        }
+        .keep(&request);
         let settings = resolved.settings;
         if let Some(bound) = resolved.bound.as_ref().filter(|bound| bound.is_on()) {
             bound.counter.increment(1);

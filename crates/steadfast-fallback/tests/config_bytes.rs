@@ -65,3 +65,32 @@ proptest! {
         check(&text);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Configs built directly, good and bad names mixed: applied whole or not at all.
+    #[test]
+    fn applied_whole_or_not_at_all(
+        switches in proptest::collection::btree_map("[a-c]{1,2}|[a-c ]{1,3}", any::<u8>(), 0..6),
+    ) {
+        let degrader = Degrader::new();
+        let flip = steadfast_fallback::Flip::new("test", "before");
+        for name in ["a", "b", "c", "ab"] {
+            degrader.set(name, 7, flip.clone()).unwrap();
+        }
+        let before = degrader.levels();
+        let config = FallbackConfig { switches: switches.clone(), ..FallbackConfig::default() };
+        match degrader.apply(&config, "proptest") {
+            Ok(_) => {
+                for (name, level) in &switches {
+                    prop_assert_eq!(degrader.switch(name).unwrap().level(), *level);
+                }
+            }
+            Err(error) => {
+                prop_assert!(error.field().starts_with("switches."), "{}", error);
+                prop_assert_eq!(degrader.levels(), before);
+            }
+        }
+    }
+}

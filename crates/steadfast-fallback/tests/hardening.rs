@@ -264,3 +264,53 @@ async fn the_admin_router_lists_the_last_flips() {
     assert_eq!(flip["to"], 1);
     assert_eq!(flip["source"], "code");
 }
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_table_endpoint_keeps_headers_only_when_it_asks() {
+    use bytes::Bytes;
+    use http::request::Parts;
+    use http::{Request, Response, StatusCode};
+    use steadfast_fallback::table::{Endpoint, FallbackTable};
+
+    let echo_header = |_: ()| {
+        service_fn(|request: FallbackRequest<Parts>| async move {
+            let tenant = request
+                .kept
+                .headers
+                .get("x-tenant")
+                .map_or("none", |value| value.to_str().unwrap_or("bad"))
+                .to_owned();
+            Ok::<_, Infallible>(Response::new(Bytes::from(tenant)))
+        })
+    };
+    let table = FallbackTable::builder(&Degrader::new())
+        .endpoint(
+            "GET /with",
+            Endpoint::new(echo_header(())).keep_headers(true),
+        )
+        .endpoint("GET /without", Endpoint::new(echo_header(())))
+        .build()
+        .unwrap();
+    let failing = service_fn(|_: Request<()>| async {
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        Ok::<_, Infallible>(response)
+    });
+    let service = table.layer().layer(failing);
+    for (path, expected) in [("/with", "acme"), ("/without", "none")] {
+        let request = Request::get(path)
+            .header("x-tenant", "acme")
+            .body(())
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.body(), expected, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+    }
+    let single = table.route("GET /with").unwrap().layer(failing);
+    let request = Request::get("/with")
+        .header("x-tenant", "acme")
+        .body(())
+        .unwrap();
+    assert_eq!(single.oneshot(request).await.unwrap().body(), "acme");
+}
