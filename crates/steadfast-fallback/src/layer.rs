@@ -107,8 +107,8 @@ impl<F, K, M, C> FallbackLayer<F, K, M, C> {
     }
 
     /// Which results are failures: an error the classifier calls a failure is
-    /// [`Reason::Error`] (the predicate over inner errors), a response it calls a failure
-    /// [`Reason::FailureResponse`]. Refusals, timeouts and sheds are known by their type.
+    /// [`Reason::Error`](crate::Reason::Error) (the predicate over inner errors), a response it calls a failure
+    /// [`Reason::FailureResponse`](crate::Reason::FailureResponse). Refusals, timeouts and sheds are known by their type.
     pub fn classify<C2>(self, classify: C2) -> FallbackLayer<F, K, M, C2> {
         FallbackLayer {
             fallback: self.fallback,

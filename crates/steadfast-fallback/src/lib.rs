@@ -41,9 +41,10 @@
 //! - **What the fallback gets** of the request is chosen per route ([`keep`]), and its cost is
 //!   paid only by the routes that ask.
 //! - **Marked answers**: in the HTTP and gRPC modes a fallback's response carries
-//!   [`Degraded`] as an extension (caches never store it) and, by option, a
-//!   `steadfast-degraded` header.
-//! - **A failed fallback** gives an error holding both causes ([`FallbackFailed`]).
+//!   [`Degraded`] as an extension (caches never store it), `Cache-Control: no-store` in the
+//!   HTTP mode, and, by option, a `steadfast-degraded` header.
+//! - **A failed fallback** gives an error holding both causes ([`FallbackFailed`]); a
+//!   fallback that hangs is cut off by [`FallbackLayer::fallback_timeout`].
 //! - **Modes** as the breaker has them ([`mode`]): typed, boxed, HTTP (axum routes stay
 //!   `Infallible`), gRPC (`tonic::Status`).
 //! - **Switches** are flipped from code, from a reloaded config file (feature `serde`), or
