@@ -39,12 +39,17 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Empty => f.write_str("the Idempotency-Key is empty"),
-            KeyError::TooLong => write!(f, "the Idempotency-Key is longer than {MAX_KEY_LEN} bytes"),
+            KeyError::TooLong => {
+                write!(f, "the Idempotency-Key is longer than {MAX_KEY_LEN} bytes")
+            }
             KeyError::Unterminated => {
                 f.write_str("the Idempotency-Key is a quoted string that does not end well")
             }
             KeyError::InvalidByte(byte) => {
-                write!(f, "the Idempotency-Key holds the byte 0x{byte:02x}, not allowed there")
+                write!(
+                    f,
+                    "the Idempotency-Key holds the byte 0x{byte:02x}, not allowed there"
+                )
             }
             KeyError::Repeated => f.write_str("the Idempotency-Key header appears more than once"),
         }
@@ -94,8 +99,14 @@ impl IdempotencyKey {
 }
 
 fn trim(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(value.len());
-    let end = value.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
+    let start = value
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
     &value[start..end.max(start)]
 }
 
@@ -150,12 +161,29 @@ mod tests {
     #[test]
     fn forms() {
         assert_eq!(IdempotencyKey::parse(b"  abc  ").unwrap().as_str(), "abc");
-        assert_eq!(IdempotencyKey::parse(br#""a \"b\" \\ c""#).unwrap().as_str(), r#"a "b" \ c"#);
+        assert_eq!(
+            IdempotencyKey::parse(br#""a \"b\" \\ c""#)
+                .unwrap()
+                .as_str(),
+            r#"a "b" \ c"#
+        );
         assert_eq!(IdempotencyKey::parse(br#""""#), Err(KeyError::Empty));
-        assert_eq!(IdempotencyKey::parse(br#""abc"#), Err(KeyError::Unterminated));
-        assert_eq!(IdempotencyKey::parse(br#""a\nb""#), Err(KeyError::Unterminated));
-        assert_eq!(IdempotencyKey::parse(br#""abc"x"#), Err(KeyError::InvalidByte(b'x')));
-        assert_eq!(IdempotencyKey::parse(b"a\xffb"), Err(KeyError::InvalidByte(0xff)));
+        assert_eq!(
+            IdempotencyKey::parse(br#""abc"#),
+            Err(KeyError::Unterminated)
+        );
+        assert_eq!(
+            IdempotencyKey::parse(br#""a\nb""#),
+            Err(KeyError::Unterminated)
+        );
+        assert_eq!(
+            IdempotencyKey::parse(br#""abc"x"#),
+            Err(KeyError::InvalidByte(b'x'))
+        );
+        assert_eq!(
+            IdempotencyKey::parse(b"a\xffb"),
+            Err(KeyError::InvalidByte(0xff))
+        );
         assert_eq!(IdempotencyKey::parse(&[b'k'; 256]), Err(KeyError::TooLong));
         assert!(IdempotencyKey::parse(&[b'k'; 255]).is_ok());
         let mut long = vec![b'"'];

@@ -156,7 +156,11 @@ impl Record {
             return Err(DecodeError::Magic);
         }
         let kind = u8_of(buf)?;
-        let fingerprint = Fingerprint::from_bytes(take(buf, 32)?.try_into().map_err(|_| DecodeError::Truncated)?);
+        let fingerprint = Fingerprint::from_bytes(
+            take(buf, 32)?
+                .try_into()
+                .map_err(|_| DecodeError::Truncated)?,
+        );
         let record = match kind {
             0 => {
                 need(buf, 8)?;
@@ -266,7 +270,10 @@ mod tests {
                 fingerprint,
                 payload: Payload::Response(StoredResponse {
                     status: 201,
-                    headers: vec![("content-type".into(), Bytes::from_static(b"application/json"))],
+                    headers: vec![(
+                        "content-type".into(),
+                        Bytes::from_static(b"application/json"),
+                    )],
                     body: Bytes::from_static(b"{\"id\":1}"),
                 }),
             }),

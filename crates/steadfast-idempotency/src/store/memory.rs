@@ -119,25 +119,23 @@ impl MemoryStore {
 
     fn finish(&self, key: &StoreKey, token: Token, replacement: Option<Entry>) -> bool {
         let mut written = false;
-        self.records
-            .entry_by_ref(key)
-            .and_compute_with(|existing| {
-                let ours = match existing.as_ref().map(|entry| &*entry.value().record) {
-                    Some(Record::InProgress { token: held, .. }) => *held == token,
-                    // A lease that ran out with no claim since: completing is safe; releasing
-                    // has nothing to release.
-                    None => replacement.is_some(),
-                    Some(Record::Completed(_)) => false,
-                };
-                if !ours {
-                    return Op::Nop;
-                }
-                written = true;
-                match &replacement {
-                    Some(entry) => Op::Put(entry.clone()),
-                    None => Op::Remove,
-                }
-            });
+        self.records.entry_by_ref(key).and_compute_with(|existing| {
+            let ours = match existing.as_ref().map(|entry| &*entry.value().record) {
+                Some(Record::InProgress { token: held, .. }) => *held == token,
+                // A lease that ran out with no claim since: completing is safe; releasing
+                // has nothing to release.
+                None => replacement.is_some(),
+                Some(Record::Completed(_)) => false,
+            };
+            if !ours {
+                return Op::Nop;
+            }
+            written = true;
+            match &replacement {
+                Some(entry) => Op::Put(entry.clone()),
+                None => Op::Remove,
+            }
+        });
         written
     }
 }

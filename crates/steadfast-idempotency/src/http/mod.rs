@@ -1,0 +1,566 @@
+//! The HTTP layer: the IETF `Idempotency-Key` header, for axum and any tower HTTP stack
+//! (feature `http`).
+//!
+//! | the request | the answer |
+//! |---|---|
+//! | a method the layer does not cover (POST and PATCH by default) | passed through |
+//! | no key, where keys are required | `400` |
+//! | a malformed key, or two | `400` |
+//! | a body over the limit | `413` |
+//! | a key in flight, same request | `409` (or, by policy, the first call's answer once it is done) |
+//! | a key used for another request (method, path, body) | `422` |
+//! | a key completed, same request | the stored answer, with `Idempotent-Replayed: true` |
+//! | the store unavailable | `503` with `Retry-After` (or, by policy, run without) |
+//!
+//! Errors are RFC 9457 `application/problem+json`. Which answers are stored is a policy: by
+//! default 2xx and the deterministic 4xx; a 5xx, a panic or a dropped request releases the
+//! key, so a retry runs again. Keys are scoped by the caller ([`IdempotencyLayer::scope`]):
+//! one client never replays another's answer.
+//!
+//! ```
+//! use axum::{body::Body, routing::post, Router};
+//! use http::{Request, StatusCode};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use steadfast_idempotency::http::IdempotencyLayer;
+//! use steadfast_idempotency::Idempotency;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let charges = Arc::new(AtomicU32::new(0));
+//! let counter = charges.clone();
+//! let app = Router::new()
+//!     .route("/payments", post(move || async move {
+//!         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+//!         (StatusCode::CREATED, format!("payment #{n}"))
+//!     }))
+//!     .layer(IdempotencyLayer::new(Idempotency::in_memory()));
+//!
+//! let pay = || Request::post("/payments")
+//!     .header("idempotency-key", "\"order-7\"")
+//!     .body(Body::from("10 EUR"))
+//!     .unwrap();
+//! let first = app.clone().oneshot(pay()).await.unwrap();
+//! let retry = app.clone().oneshot(pay()).await.unwrap();
+//! assert_eq!(first.status(), StatusCode::CREATED);
+//! assert_eq!(retry.status(), StatusCode::CREATED);
+//! assert_eq!(retry.headers()["idempotent-replayed"], "true");
+//! assert_eq!(charges.load(Ordering::SeqCst), 1);
+//! # }
+//! ```
+
+mod body;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use steadfast_core::BoxError;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use body::IdempotencyBody;
+
+use crate::record::{Completed, Payload, StoredResponse};
+use crate::run::{Acquired, Refused, Release};
+use crate::store::{MemoryStore, Store, StoreKey};
+use crate::{Fingerprint, Idempotency, IdempotencyKey};
+
+/// The request header.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// The header on a replayed answer.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+type ScopeFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
+type StorePolicy = fn(StatusCode) -> bool;
+
+/// The answers stored by default: every 2xx, and the 4xx a retry would get again (400, 401,
+/// 403, 404, 405, 410, 413, 415, 422). Not 408, 409, 423, 425 or 429: those may pass.
+#[must_use]
+pub fn default_store_policy(status: StatusCode) -> bool {
+    status.is_success()
+        || matches!(
+            status.as_u16(),
+            400 | 401 | 403 | 404 | 405 | 410 | 413 | 415 | 422
+        )
+}
+
+/// The settings of the layer, shared by its services.
+struct Settings {
+    methods: Vec<Method>,
+    required: bool,
+    scope: Option<ScopeFn>,
+    max_request: usize,
+    max_response: usize,
+    store_policy: StorePolicy,
+    replay_headers: Vec<HeaderName>,
+    fingerprint_headers: Vec<HeaderName>,
+}
+
+/// The idempotency layer for HTTP services. See the [module docs](self).
+pub struct IdempotencyLayer<S = MemoryStore> {
+    engine: Idempotency<S>,
+    settings: Settings,
+}
+
+impl<S: fmt::Debug> fmt::Debug for IdempotencyLayer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyLayer")
+            .field("engine", &self.engine)
+            .field("methods", &self.settings.methods)
+            .field("required", &self.settings.required)
+            .field("scoped", &self.settings.scope.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> IdempotencyLayer<S> {
+    /// A layer over `engine`: POST and PATCH, keys optional, one global scope, request bodies
+    /// up to 1 MiB, stored responses up to 1 MiB.
+    pub fn new(engine: Idempotency<S>) -> Self {
+        Self {
+            engine,
+            settings: Settings {
+                methods: vec![Method::POST, Method::PATCH],
+                required: false,
+                scope: None,
+                max_request: 1 << 20,
+                max_response: 1 << 20,
+                store_policy: default_store_policy,
+                replay_headers: [
+                    http::header::CONTENT_TYPE,
+                    http::header::CONTENT_LANGUAGE,
+                    http::header::CONTENT_ENCODING,
+                    http::header::LOCATION,
+                    http::header::ETAG,
+                    http::header::LAST_MODIFIED,
+                ]
+                .into(),
+                fingerprint_headers: Vec::new(),
+            },
+        }
+    }
+
+    /// The methods covered (POST and PATCH by default).
+    #[must_use]
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.settings.methods = methods.into_iter().collect();
+        self
+    }
+
+    /// Whether a covered request without a key is refused with `400` (by default it passes).
+    #[must_use]
+    pub const fn require_key(mut self, required: bool) -> Self {
+        self.settings.required = required;
+        self
+    }
+
+    /// The caller's identity, from the request head (say, the authenticated principal an
+    /// outer layer put in the extensions): keys are scoped by it. `None` refuses the request
+    /// with `401`. Without a scope, all callers share one.
+    #[must_use]
+    pub fn scope<F>(mut self, scope: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.settings.scope = Some(Arc::new(scope));
+        self
+    }
+
+    /// The largest request body read for the fingerprint; larger is `413`.
+    #[must_use]
+    pub const fn max_request_body(mut self, bytes: usize) -> Self {
+        self.settings.max_request = bytes;
+        self
+    }
+
+    /// The largest response body stored; a larger response is passed through and its key
+    /// released, never stored in part.
+    #[must_use]
+    pub const fn max_response_body(mut self, bytes: usize) -> Self {
+        self.settings.max_response = bytes;
+        self
+    }
+
+    /// Which statuses are stored (see [`default_store_policy`]); the others release the key.
+    #[must_use]
+    pub fn store_when(mut self, policy: fn(StatusCode) -> bool) -> Self {
+        self.settings.store_policy = policy;
+        self
+    }
+
+    /// Adds a response header to those a replay repeats. `Set-Cookie` is never repeated
+    /// unless added here.
+    #[must_use]
+    pub fn replay_header(mut self, name: HeaderName) -> Self {
+        self.settings.replay_headers.push(name);
+        self
+    }
+
+    /// Adds a request header to the fingerprint (method, path, query and body always are).
+    #[must_use]
+    pub fn fingerprint_header(mut self, name: HeaderName) -> Self {
+        self.settings.fingerprint_headers.push(name);
+        self
+    }
+}
+
+impl<S: Store, Inner> Layer<Inner> for IdempotencyLayer<S> {
+    type Service = IdempotencyService<Inner, S>;
+
+    fn layer(&self, inner: Inner) -> Self::Service {
+        IdempotencyService {
+            inner,
+            engine: self.engine.clone(),
+            settings: Arc::new(Settings {
+                methods: self.settings.methods.clone(),
+                required: self.settings.required,
+                scope: self.settings.scope.clone(),
+                max_request: self.settings.max_request,
+                max_response: self.settings.max_response,
+                store_policy: self.settings.store_policy,
+                replay_headers: self.settings.replay_headers.clone(),
+                fingerprint_headers: self.settings.fingerprint_headers.clone(),
+            }),
+        }
+    }
+}
+
+impl<S: Store> Clone for IdempotencyLayer<S> {
+    fn clone(&self) -> Self {
+        IdempotencyLayer {
+            engine: self.engine.clone(),
+            settings: Settings {
+                methods: self.settings.methods.clone(),
+                required: self.settings.required,
+                scope: self.settings.scope.clone(),
+                max_request: self.settings.max_request,
+                max_response: self.settings.max_response,
+                store_policy: self.settings.store_policy,
+                replay_headers: self.settings.replay_headers.clone(),
+                fingerprint_headers: self.settings.fingerprint_headers.clone(),
+            },
+        }
+    }
+}
+
+/// The service of an [`IdempotencyLayer`].
+pub struct IdempotencyService<Inner, S = MemoryStore> {
+    inner: Inner,
+    engine: Idempotency<S>,
+    settings: Arc<Settings>,
+}
+
+impl<Inner: Clone, S: Store> Clone for IdempotencyService<Inner, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            engine: self.engine.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+impl<Inner: fmt::Debug, S: fmt::Debug> fmt::Debug for IdempotencyService<Inner, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyService")
+            .field("inner", &self.inner)
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The response future of [`IdempotencyService`].
+pub type ResponseFuture<ResBody, E> =
+    Pin<Box<dyn Future<Output = Result<Response<IdempotencyBody<ResBody>>, E>> + Send>>;
+
+fn problem<B>(status: StatusCode, detail: &'static str) -> Response<IdempotencyBody<B>> {
+    let body = format!(
+        r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{detail}"}}"#,
+        status.canonical_reason().unwrap_or("Error"),
+        status.as_u16()
+    );
+    let mut response = Response::new(IdempotencyBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn with_retry_after<B>(mut response: Response<B>) -> Response<B> {
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn replay<B>(stored: StoredResponse) -> Response<IdempotencyBody<B>> {
+    let mut response = Response::new(IdempotencyBody::full(stored.body));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (name, value) in stored.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_maybe_shared(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+        .headers_mut()
+        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+impl<Inner, S, ReqBody, ResBody> Service<Request<ReqBody>> for IdempotencyService<Inner, S>
+where
+    Inner: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    Inner::Future: Send + 'static,
+    Inner::Error: Send + 'static,
+    S: Store,
+    ReqBody: Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<IdempotencyBody<ResBody>>;
+    type Error = Inner::Error;
+    type Future = ResponseFuture<ResBody, Inner::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The ready service takes this call; its clone waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !self.settings.methods.contains(request.method()) {
+            return Box::pin(async move {
+                let response = inner.call(request).await?;
+                Ok(response.map(IdempotencyBody::Inner))
+            });
+        }
+        let engine = self.engine.clone();
+        let settings = self.settings.clone();
+        Box::pin(async move { handle(inner, engine, settings, request).await })
+    }
+}
+
+async fn handle<Inner, S, ReqBody, ResBody>(
+    mut inner: Inner,
+    engine: Idempotency<S>,
+    settings: Arc<Settings>,
+    request: Request<ReqBody>,
+) -> Result<Response<IdempotencyBody<ResBody>>, Inner::Error>
+where
+    Inner: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Store,
+    ReqBody: Body + From<Bytes>,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Unpin,
+    ResBody::Error: Into<BoxError>,
+{
+    let mut values = request.headers().get_all(IDEMPOTENCY_KEY).iter();
+    let key = match (values.next(), values.next()) {
+        (None, _) if settings.required => {
+            return Ok(problem(
+                StatusCode::BAD_REQUEST,
+                "this request needs an Idempotency-Key header",
+            ));
+        }
+        (None, _) => {
+            let response = inner.call(request).await?;
+            return Ok(response.map(IdempotencyBody::Inner));
+        }
+        (Some(_), Some(_)) => {
+            return Ok(problem(
+                StatusCode::BAD_REQUEST,
+                "the Idempotency-Key header appears more than once",
+            ));
+        }
+        (Some(value), None) => match IdempotencyKey::parse(value.as_bytes()) {
+            Ok(key) => key,
+            Err(_) => {
+                return Ok(problem(
+                    StatusCode::BAD_REQUEST,
+                    "the Idempotency-Key must be 1 to 255 visible ASCII characters, bare or as a quoted string",
+                ));
+            }
+        },
+    };
+    let (parts, body) = request.into_parts();
+    let scope = match &settings.scope {
+        Some(scope) => match scope(&parts) {
+            Some(scope) => scope,
+            None => {
+                return Ok(problem(
+                    StatusCode::UNAUTHORIZED,
+                    "an idempotent request needs an identified caller",
+                ));
+            }
+        },
+        None => String::new(),
+    };
+    let body = match http_body_util::Limited::new(body, settings.max_request)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            return Ok(if error.is::<http_body_util::LengthLimitError>() {
+                problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is over the idempotency layer's limit",
+                )
+            } else {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
+            });
+        }
+    };
+    let mut print = Fingerprint::builder()
+        .part(parts.method.as_str().as_bytes())
+        .part(parts.uri.path().as_bytes())
+        .part(parts.uri.query().unwrap_or("").as_bytes());
+    for name in &settings.fingerprint_headers {
+        for value in parts.headers.get_all(name) {
+            print = print.part(name.as_str().as_bytes()).part(value.as_bytes());
+        }
+    }
+    let fingerprint = print.part(&body).finish();
+    let store_key = StoreKey::new(&scope, &key);
+    let request = Request::from_parts(parts, ReqBody::from(body));
+
+    let token = match engine.acquire(&store_key, fingerprint).await {
+        Ok(Acquired::Token(token)) => token,
+        Ok(Acquired::Replay(completed)) => {
+            return Ok(match completed.payload {
+                Payload::Response(stored) => replay(stored),
+                Payload::Value(_) => problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "this Idempotency-Key was used for a different request",
+                ),
+            });
+        }
+        Err(Refused::Mismatch) => {
+            return Ok(problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this Idempotency-Key was used for a different request",
+            ));
+        }
+        Err(Refused::InFlight) => {
+            return Ok(with_retry_after(problem(
+                StatusCode::CONFLICT,
+                "a request with this Idempotency-Key is still being processed",
+            )));
+        }
+        Err(Refused::Store(_)) if engine.fail_open => {
+            let response = inner.call(request).await?;
+            return Ok(response.map(IdempotencyBody::Inner));
+        }
+        Err(Refused::Store(_)) => {
+            return Ok(with_retry_after(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the idempotency store is unavailable",
+            )));
+        }
+    };
+
+    let guard = Release::new(engine.store.clone(), store_key.clone(), token);
+    let response = match inner.call(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            guard.release_now().await;
+            return Err(error);
+        }
+    };
+    if !(settings.store_policy)(response.status()) {
+        guard.release_now().await;
+        return Ok(response.map(IdempotencyBody::Inner));
+    }
+    let (parts, mut body) = response.into_parts();
+    let mut read = VecDeque::new();
+    let mut size = 0usize;
+    loop {
+        // The error is dropped at once: it need not be `Send` across the release below.
+        let frame = body.frame().await.map(|frame| frame.map_err(|_| ()));
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    size += data.len();
+                    read.push_back(data);
+                }
+                // Trailers are not stored: an answer with trailers replays without them.
+                if size > settings.max_response {
+                    guard.release_now().await;
+                    return Ok(Response::from_parts(
+                        parts,
+                        IdempotencyBody::Chained { read, rest: body },
+                    ));
+                }
+            }
+            Some(Err(_)) => {
+                // The answer broke while it was read: nothing is stored, the key is released,
+                // and the client sees a broken answer as it would have.
+                guard.release_now().await;
+                let mut response = problem(
+                    StatusCode::BAD_GATEWAY,
+                    "the response broke while it was read",
+                );
+                *response.headers_mut() = http::HeaderMap::new();
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                return Ok(response);
+            }
+        }
+    }
+    let mut whole = bytes::BytesMut::with_capacity(size);
+    for chunk in &read {
+        whole.extend_from_slice(chunk);
+    }
+    let whole = whole.freeze();
+    let stored = StoredResponse {
+        status: parts.status.as_u16(),
+        headers: settings
+            .replay_headers
+            .iter()
+            .flat_map(|name| {
+                parts.headers.get_all(name).iter().map(move |value| {
+                    (
+                        name.as_str().to_owned(),
+                        Bytes::copy_from_slice(value.as_bytes()),
+                    )
+                })
+            })
+            .collect(),
+        body: whole.clone(),
+    };
+    guard.disarm();
+    let completed = Completed {
+        fingerprint,
+        payload: Payload::Response(stored),
+    };
+    // A failed write loses only the replay; the lease lets a retry in when it runs out.
+    let _ = engine
+        .store
+        .complete(&store_key, token, &completed, engine.retention)
+        .await;
+    Ok(Response::from_parts(parts, IdempotencyBody::full(whole)))
+}
