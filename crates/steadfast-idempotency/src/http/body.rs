@@ -72,11 +72,13 @@ where
             IdempotencyBody::Inner(body) => body.size_hint(),
             IdempotencyBody::Chained { read, rest } => {
                 let held: u64 = read.iter().map(|bytes| bytes.len() as u64).sum();
-                let mut hint = rest.size_hint();
-                hint.set_lower(hint.lower() + held);
-                if let Some(upper) = hint.upper() {
-                    hint.set_upper(upper + held);
+                let rest = rest.size_hint();
+                // Upper first: each setter checks the bound against the other.
+                let mut hint = SizeHint::new();
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(held));
                 }
+                hint.set_lower(rest.lower().saturating_add(held));
                 hint
             }
         }

@@ -47,6 +47,19 @@ pub struct MemoryStore {
 struct Entry {
     record: Arc<Record>,
     ttl: Duration,
+    /// When an in-progress record's lease ends, on tokio's clock (so paused-time tests see
+    /// leases end exactly); moka's own expiry, on the real clock, only reclaims the memory.
+    lease_until: Option<tokio::time::Instant>,
+}
+
+impl Entry {
+    /// The record, unless it is a claim whose lease has run out.
+    fn live(&self) -> Option<&Record> {
+        match self.lease_until {
+            Some(until) if until <= tokio::time::Instant::now() => None,
+            _ => Some(&self.record),
+        }
+    }
 }
 
 struct PerEntry;
@@ -97,9 +110,9 @@ impl MemoryStore {
         let mut claim = None;
         self.records
             .entry_by_ref(key)
-            .and_compute_with(|existing| match existing {
-                Some(entry) => {
-                    claim = Some(match &*entry.value().record {
+            .and_compute_with(|existing| match existing.as_ref().and_then(|entry| entry.value().live()) {
+                Some(record) => {
+                    claim = Some(match record {
                         Record::InProgress { fingerprint, .. } => Claim::InFlight(*fingerprint),
                         Record::Completed(completed) => Claim::Completed(completed.clone()),
                     });
@@ -111,6 +124,7 @@ impl MemoryStore {
                     Op::Put(Entry {
                         record: Arc::new(Record::InProgress { token, fingerprint }),
                         ttl: lease,
+                        lease_until: Some(tokio::time::Instant::now() + lease),
                     })
                 }
             });
@@ -160,6 +174,7 @@ impl Store for MemoryStore {
         let entry = Entry {
             record: Arc::new(Record::Completed(completed.clone())),
             ttl: retention,
+            lease_until: None,
         };
         Ok(self.finish(key, token, Some(entry)))
     }
@@ -169,6 +184,9 @@ impl Store for MemoryStore {
     }
 
     async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        Ok(self.records.get(key).map(|entry| (*entry.record).clone()))
+        Ok(self
+            .records
+            .get(key)
+            .and_then(|entry| entry.live().cloned()))
     }
 }
