@@ -7,6 +7,8 @@
 //! |---|---|
 //! | `breaker` (default) | [`breaker`]: the lock-free circuit breaker |
 //! | `fallback` | [`fallback`]: fallbacks and degradation switches |
+//! | `idempotency` | [`idempotency`]: Idempotency-Key for HTTP, idempotent business calls |
+//! | `redis` | the Redis stores |
 //! | `http` | HTTP classification and the problem+json error mode, for axum |
 //! | `tonic` | gRPC classification and errors as `tonic::Status` |
 //! | `serde` | configs that deserialize from files |
@@ -27,6 +29,10 @@ pub use steadfast_breaker as breaker;
 #[cfg(feature = "fallback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 pub use steadfast_fallback as fallback;
+
+#[cfg(feature = "idempotency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
+pub use steadfast_idempotency as idempotency;
 
 /// Guides, compiled and run as doc tests.
 #[cfg(all(
