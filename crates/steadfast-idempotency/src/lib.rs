@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod fingerprint;
+pub mod generic;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -13,4 +14,4 @@ pub mod store;
 
 pub use fingerprint::{Fingerprint, FingerprintBuilder};
 pub use key::{IdempotencyKey, KeyError, MAX_KEY_LEN};
-pub use run::{Idempotency, RunError};
+pub use run::{Idempotency, Refusal, RunError};

@@ -60,6 +60,59 @@ pub enum RunError<E> {
     Decode(serde_json::Error),
 }
 
+/// Why an idempotent call was refused without running: every [`RunError`] but the call's
+/// own error. Error types convert from it (`impl From<Refusal> for MyError`) so that the
+/// `#[idempotent]` attribute keeps a function's own error type.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The key is held by a call still running.
+    InFlight,
+    /// The key was used with another fingerprint.
+    Mismatch,
+    /// The store failed, and the policy fails closed.
+    Store(StoreError),
+    /// A stored result could not be read back.
+    Decode(serde_json::Error),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::InFlight => f.write_str("a call with this idempotency key is still running"),
+            Refusal::Mismatch => f.write_str("this idempotency key was used for a different request"),
+            Refusal::Store(error) => error.fmt(f),
+            Refusal::Decode(error) => write!(f, "the stored result cannot be read: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Refusal::Store(error) => Some(error),
+            Refusal::Decode(error) => Some(error),
+            Refusal::InFlight | Refusal::Mismatch => None,
+        }
+    }
+}
+
+impl<E> RunError<E> {
+    /// The call's own error, or why the call was refused.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] when the call did not run.
+    pub fn into_failed(self) -> Result<E, Refusal> {
+        match self {
+            RunError::Failed(error) => Ok(error),
+            RunError::InFlight => Err(Refusal::InFlight),
+            RunError::Mismatch => Err(Refusal::Mismatch),
+            RunError::Store(error) => Err(Refusal::Store(error)),
+            RunError::Decode(error) => Err(Refusal::Decode(error)),
+        }
+    }
+}
+
 impl<E: fmt::Display> fmt::Display for RunError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -134,6 +187,12 @@ impl<S: Store> Idempotency<S> {
     pub fn fail_open(mut self, open: bool) -> Self {
         self.fail_open = open;
         self
+    }
+
+    /// The same engine keeping completed records for `retention` (the store is shared).
+    #[must_use]
+    pub fn with_retention(&self, retention: Duration) -> Self {
+        self.clone().retention(retention)
     }
 
     /// The store.
