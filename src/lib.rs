@@ -8,6 +8,7 @@
 //! | `breaker` (default) | [`breaker`]: the lock-free circuit breaker |
 //! | `fallback` | [`fallback`]: fallbacks and degradation switches |
 //! | `idempotency` | [`idempotency`]: Idempotency-Key for HTTP, idempotent business calls |
+//! | `macros` | `#[idempotent]` |
 //! | `redis` | the Redis stores |
 //! | `http` | HTTP classification and the problem+json error mode, for axum |
 //! | `tonic` | gRPC classification and errors as `tonic::Status` |
@@ -33,6 +34,10 @@ pub use steadfast_fallback as fallback;
 #[cfg(feature = "idempotency")]
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub use steadfast_idempotency as idempotency;
+
+#[cfg(all(feature = "macros", feature = "idempotency"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "macros", feature = "idempotency"))))]
+pub use steadfast_macros::idempotent;
 
 /// Guides, compiled and run as doc tests.
 #[cfg(all(
