@@ -132,6 +132,7 @@ async fn main() {
     );
 
     degrade().await;
+    charge_once().await;
 }
 
 /// Chapters 6 to 8: a route with a fallback and a degradation switch.
@@ -219,6 +220,111 @@ async fn degrade() {
         .set("recommendations", 0, Flip::new("alice", "sale over"))
         .expect("a valid name");
     show("recovered", call_route(&mut route).await);
+}
+
+/// Chapters 9 and 10: a payment route behind an idempotency key.
+async fn charge_once() {
+    use http_body_util::BodyExt;
+    use steadfast::idempotency::http::{IdempotencyBody, IdempotencyLayer};
+    use steadfast::idempotency::Idempotency;
+
+    let charges = Arc::new(AtomicUsize::new(0));
+    let payments = ServiceBuilder::new()
+        .layer(
+            IdempotencyLayer::new(Idempotency::in_memory())
+                // Keys are scoped by the caller: here a header an auth layer would have checked.
+                .scope(|head: &http::request::Parts| {
+                    head.headers
+                        .get("x-customer")
+                        .and_then(|customer| customer.to_str().ok())
+                        .map(str::to_owned)
+                }),
+        )
+        .service({
+            let charges = charges.clone();
+            service_fn(move |request: Request<http_body_util::Full<Bytes>>| {
+                let charges = charges.clone();
+                async move {
+                    // The card network is slow today.
+                    tokio::time::sleep(Duration::from_millis(120)).await;
+                    let n = charges.fetch_add(1, Ordering::SeqCst) + 1;
+                    let customer = request.headers()["x-customer"]
+                        .to_str()
+                        .unwrap_or("?")
+                        .to_owned();
+                    let mut response = Response::new(http_body_util::Full::new(Bytes::from(
+                        format!("receipt #{n} for {customer}: 10.00 EUR"),
+                    )));
+                    *response.status_mut() = StatusCode::CREATED;
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        });
+    let pay = |customer: &str| {
+        Request::post("/payments")
+            .header("x-customer", customer)
+            .header("idempotency-key", "\"order-1001\"")
+            .body(http_body_util::Full::new(Bytes::from_static(b"10.00 EUR")))
+            .expect("a valid request")
+    };
+    type Answer = Response<IdempotencyBody<http_body_util::Full<Bytes>>>;
+    let answer = |response: Answer| async move {
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .unwrap_or_default();
+        let replayed = if replayed { "  (replayed)" } else { "" };
+        format!("{status} {}{replayed}", String::from_utf8_lossy(&body))
+    };
+
+    chapter("9. A client times out on a payment and retries: charged once");
+    // The server goes on after the client gives up: the answer is lost on the way back.
+    let first = tokio::spawn(payments.clone().oneshot(pay("alice")));
+    println!("   alice POST /payments (key order-1001)   … no answer within 50 ms, gives up");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let early = payments
+        .clone()
+        .oneshot(pay("alice"))
+        .await
+        .expect("infallible");
+    println!(
+        "   alice retries at once                  → {}",
+        answer(early).await
+    );
+    let _ = first.await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let retry = payments
+        .clone()
+        .oneshot(pay("alice"))
+        .await
+        .expect("infallible");
+    println!(
+        "   alice retries a little later           → {}",
+        answer(retry).await
+    );
+    println!(
+        "   the card network saw {} charge",
+        charges.load(Ordering::SeqCst)
+    );
+
+    chapter("10. Another client with the same key gets its own receipt");
+    let bob = payments
+        .clone()
+        .oneshot(pay("bob"))
+        .await
+        .expect("infallible");
+    println!(
+        "   bob POST /payments (key order-1001)     → {}",
+        answer(bob).await
+    );
+    println!(
+        "   keys are scoped by the caller: bob is never shown alice's receipt ({} charges in all)",
+        charges.load(Ordering::SeqCst)
+    );
 }
 
 fn show(label: &str, response: Response<Bytes>) {

@@ -3,7 +3,7 @@
 //!
 //! Three forms share one engine, [`Idempotency`], and its [`store`]:
 //!
-//! - **HTTP** ([`http::IdempotencyLayer`], feature `http`): the IETF HTTPAPI draft's
+//! - **HTTP** (`http::IdempotencyLayer`, feature `http`): the IETF HTTPAPI draft's
 //!   `Idempotency-Key` header, with Stripe's practice where the draft is silent; works in axum.
 //! - **Business calls**: [`Idempotency::run`], and the `#[idempotent]` attribute of
 //!   `steadfast-macros`, for operations that are not routes.

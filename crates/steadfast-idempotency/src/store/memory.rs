@@ -108,9 +108,8 @@ impl MemoryStore {
 
     fn claim_now(&self, key: &StoreKey, fingerprint: Fingerprint, lease: Duration) -> Claim {
         let mut claim = None;
-        self.records
-            .entry_by_ref(key)
-            .and_compute_with(|existing| match existing.as_ref().and_then(|entry| entry.value().live()) {
+        self.records.entry_by_ref(key).and_compute_with(|existing| {
+            match existing.as_ref().and_then(|entry| entry.value().live()) {
                 Some(record) => {
                     claim = Some(match record {
                         Record::InProgress { fingerprint, .. } => Claim::InFlight(*fingerprint),
@@ -127,14 +126,15 @@ impl MemoryStore {
                         lease_until: Some(tokio::time::Instant::now() + lease),
                     })
                 }
-            });
+            }
+        });
         claim.unwrap_or(Claim::InFlight(fingerprint))
     }
 
     fn finish(&self, key: &StoreKey, token: Token, replacement: Option<Entry>) -> bool {
         let mut written = false;
         self.records.entry_by_ref(key).and_compute_with(|existing| {
-            let ours = match existing.as_ref().map(|entry| &*entry.value().record) {
+            let ours = match existing.as_ref().and_then(|entry| entry.value().live()) {
                 Some(Record::InProgress { token: held, .. }) => *held == token,
                 // A lease that ran out with no claim since: completing is safe; releasing
                 // has nothing to release.
