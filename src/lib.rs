@@ -64,6 +64,11 @@ pub mod guides {
     #[cfg(all(feature = "fallback", feature = "axum"))]
     #[doc = include_str!("../docs/fallback.md")]
     pub mod fallback {}
+
+    /// The idempotency guide.
+    #[cfg(all(feature = "idempotency", feature = "macros"))]
+    #[doc = include_str!("../docs/idempotency.md")]
+    pub mod idempotency {}
 }
 
 /// The names most programs need, in one import.
