@@ -167,7 +167,9 @@ where
         let engine = self.engine.clone();
         Box::pin(async move {
             engine
-                .run(&keyed.scope, &keyed.key, keyed.fingerprint, move || inner.call(request))
+                .run(&keyed.scope, &keyed.key, keyed.fingerprint, move || {
+                    inner.call(request)
+                })
                 .await
         })
     }

@@ -79,7 +79,9 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::InFlight => f.write_str("a call with this idempotency key is still running"),
-            Refusal::Mismatch => f.write_str("this idempotency key was used for a different request"),
+            Refusal::Mismatch => {
+                f.write_str("this idempotency key was used for a different request")
+            }
             Refusal::Store(error) => error.fmt(f),
             Refusal::Decode(error) => write!(f, "the stored result cannot be read: {error}"),
         }

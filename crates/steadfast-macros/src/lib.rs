@@ -135,7 +135,10 @@ impl Parse for Args {
                     })?;
                     let millis = u64::try_from(parsed.as_millis()).unwrap_or(u64::MAX);
                     if millis == 0 {
-                        return Err(syn::Error::new(literal.span(), "`ttl` must be longer than zero"));
+                        return Err(syn::Error::new(
+                            literal.span(),
+                            "`ttl` must be longer than zero",
+                        ));
                     }
                     if args.ttl.replace((literal, millis)).is_some() {
                         return Err(duplicate());
@@ -194,10 +197,16 @@ fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> {
         ));
     }
     let Some(engine) = args.engine else {
-        return Err(syn::Error::new(Span::call_site(), "#[idempotent] needs `engine = ...`"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "#[idempotent] needs `engine = ...`",
+        ));
     };
     let Some(key) = args.key else {
-        return Err(syn::Error::new(Span::call_site(), "#[idempotent] needs `key = ...`"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "#[idempotent] needs `key = ...`",
+        ));
     };
     let mut names = Vec::new();
     for input in &signature.inputs {
@@ -234,7 +243,9 @@ fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> {
     let mut inner_signature = signature.clone();
     inner_signature.ident = inner.clone();
     let name = signature.ident.to_string();
-    let scope = args.scope.map_or_else(|| quote!(""), |scope| quote!(#scope));
+    let scope = args
+        .scope
+        .map_or_else(|| quote!(""), |scope| quote!(#scope));
     let fingerprint = args.fingerprint.map_or_else(
         || quote!(#krate::Fingerprint::of(#name.as_bytes())),
         |fingerprint| quote!(#fingerprint),

@@ -81,7 +81,9 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Unavailable(error) => write!(f, "the idempotency store is unavailable: {error}"),
+            StoreError::Unavailable(error) => {
+                write!(f, "the idempotency store is unavailable: {error}")
+            }
             StoreError::Corrupt(error) => write!(f, "an idempotency record is corrupt: {error}"),
         }
     }
@@ -120,8 +122,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Releases `key` if the claim under `token` still holds it, so a retry runs again.
-    fn release(&self, key: &StoreKey, token: Token) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn release(
+        &self,
+        key: &StoreKey,
+        token: Token,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The record of `key`, if any.
-    fn get(&self, key: &StoreKey) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+    fn get(
+        &self,
+        key: &StoreKey,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 }
