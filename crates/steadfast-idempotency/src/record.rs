@@ -42,6 +42,8 @@ pub struct StoredResponse {
     pub headers: Vec<(String, Bytes)>,
     /// The body.
     pub body: Bytes,
+    /// The trailers (gRPC keeps its status there), in order.
+    pub trailers: Vec<(String, Bytes)>,
 }
 
 /// What a completed key replays.
@@ -127,13 +129,9 @@ impl Record {
                     Payload::Response(response) => {
                         out.put_u8(0);
                         out.put_u16(response.status);
-                        let headers = &response.headers[..response.headers.len().min(MAX_HEADERS)];
-                        out.put_u16(headers.len() as u16);
-                        for (name, value) in headers {
-                            put_chunk(&mut out, name.as_bytes());
-                            put_chunk(&mut out, value);
-                        }
+                        put_pairs(&mut out, &response.headers);
                         put_chunk(&mut out, &response.body);
+                        put_pairs(&mut out, &response.trailers);
                     }
                     Payload::Value(value) => {
                         out.put_u8(1);
@@ -172,26 +170,16 @@ impl Record {
             1 => {
                 let payload = match u8_of(buf)? {
                     0 => {
-                        need(buf, 4)?;
+                        need(buf, 2)?;
                         let status = buf.get_u16();
-                        let count = usize::from(buf.get_u16());
-                        if count > MAX_HEADERS {
-                            return Err(DecodeError::TooLong);
-                        }
-                        let mut headers = Vec::with_capacity(count);
-                        for _ in 0..count {
-                            let name = chunk(buf, MAX_HEADER_LEN)?;
-                            let name = std::str::from_utf8(name)
-                                .map_err(|_| DecodeError::HeaderName)?
-                                .to_owned();
-                            let value = Bytes::copy_from_slice(chunk(buf, MAX_HEADER_LEN)?);
-                            headers.push((name, value));
-                        }
+                        let headers = pairs(buf)?;
                         let body = Bytes::copy_from_slice(chunk(buf, MAX_BODY_LEN)?);
+                        let trailers = pairs(buf)?;
                         Payload::Response(StoredResponse {
                             status,
                             headers,
                             body,
+                            trailers,
                         })
                     }
                     1 => Payload::Value(Bytes::copy_from_slice(chunk(buf, MAX_BODY_LEN)?)),
@@ -218,6 +206,33 @@ impl Record {
             Record::Completed(completed) => &completed.fingerprint,
         }
     }
+}
+
+fn put_pairs(out: &mut BytesMut, pairs: &[(String, Bytes)]) {
+    let pairs = &pairs[..pairs.len().min(MAX_HEADERS)];
+    out.put_u16(pairs.len() as u16);
+    for (name, value) in pairs {
+        put_chunk(out, name.as_bytes());
+        put_chunk(out, value);
+    }
+}
+
+fn pairs(buf: &mut &[u8]) -> Result<Vec<(String, Bytes)>, DecodeError> {
+    need(buf, 2)?;
+    let count = usize::from(buf.get_u16());
+    if count > MAX_HEADERS {
+        return Err(DecodeError::TooLong);
+    }
+    let mut pairs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = chunk(buf, MAX_HEADER_LEN)?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| DecodeError::HeaderName)?
+            .to_owned();
+        let value = Bytes::copy_from_slice(chunk(buf, MAX_HEADER_LEN)?);
+        pairs.push((name, value));
+    }
+    Ok(pairs)
 }
 
 fn put_chunk(out: &mut BytesMut, bytes: &[u8]) {
@@ -275,6 +290,7 @@ mod tests {
                         Bytes::from_static(b"application/json"),
                     )],
                     body: Bytes::from_static(b"{\"id\":1}"),
+                    trailers: vec![("grpc-status".into(), Bytes::from_static(b"0"))],
                 }),
             }),
             Record::Completed(Completed {

@@ -49,6 +49,7 @@ proptest! {
                 status,
                 headers: headers.into_iter().map(|(name, value)| (name, value.into())).collect(),
                 body: body.into(),
+                trailers: Vec::new(),
             }),
         });
         let bytes = record.encode();

@@ -1,6 +1,6 @@
 //! The HTTP layer through a real axum router: every status the draft names, replays, scopes,
 //! concurrent duplicates, leases and fencing.
-#![cfg(feature = "http")]
+#![cfg(feature = "axum")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -103,6 +103,7 @@ fn response(fingerprint: Fingerprint, status: u16) -> Completed {
                 ("x-raw".into(), Bytes::from(all_bytes.clone())),
             ],
             body: Bytes::from(all_bytes),
+            trailers: vec![("grpc-status".into(), Bytes::from_static(b"0"))],
         }),
     }
 }

@@ -18,6 +18,13 @@ pub enum IdempotencyBody<B> {
     Full(Option<Bytes>),
     /// The inner body, untouched.
     Inner(#[pin] B),
+    /// A body read whole to store it, or a replay: its data, then its trailers.
+    Stored {
+        /// The data, until sent.
+        data: Option<Bytes>,
+        /// The trailers, until sent.
+        trailers: Option<http::HeaderMap>,
+    },
     /// A body too large to store: the frames read so far, then the rest of the inner body.
     Chained {
         /// Frames already read.
@@ -48,6 +55,12 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             Proj::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+            Proj::Stored { data, trailers } => Poll::Ready(match data.take() {
+                Some(data) => Some(Ok(Frame::data(data))),
+                None => trailers
+                    .take()
+                    .map(|trailers| Ok(Frame::trailers(trailers))),
+            }),
             Proj::Inner(body) => body.poll_frame(cx).map_err(Into::into),
             Proj::Chained { read, rest } => match read.pop_front() {
                 Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
@@ -59,6 +72,7 @@ where
     fn is_end_stream(&self) -> bool {
         match self {
             IdempotencyBody::Full(bytes) => bytes.is_none(),
+            IdempotencyBody::Stored { data, trailers } => data.is_none() && trailers.is_none(),
             IdempotencyBody::Inner(body) => body.is_end_stream(),
             IdempotencyBody::Chained { read, rest } => read.is_empty() && rest.is_end_stream(),
         }
@@ -68,6 +82,9 @@ where
         match self {
             IdempotencyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |bytes| bytes.len() as u64))
+            }
+            IdempotencyBody::Stored { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |bytes| bytes.len() as u64))
             }
             IdempotencyBody::Inner(body) => body.size_hint(),
             IdempotencyBody::Chained { read, rest } => {

@@ -75,6 +75,35 @@ use crate::run::{Acquired, Refused, Release};
 use crate::store::{MemoryStore, Store, StoreKey};
 use crate::{Fingerprint, Idempotency, IdempotencyKey};
 
+/// Request bodies the layer can rebuild after reading them for the fingerprint.
+///
+/// Implemented for axum's body (feature `axum`), tonic's (feature `tonic`), and
+/// `http_body_util::Full<Bytes>`.
+pub trait FromBytes {
+    /// The body holding `bytes`.
+    fn from_bytes(bytes: Bytes) -> Self;
+}
+
+impl FromBytes for http_body_util::Full<Bytes> {
+    fn from_bytes(bytes: Bytes) -> Self {
+        http_body_util::Full::new(bytes)
+    }
+}
+
+#[cfg(feature = "axum")]
+impl FromBytes for axum_core::body::Body {
+    fn from_bytes(bytes: Bytes) -> Self {
+        axum_core::body::Body::from(bytes)
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl FromBytes for tonic::body::Body {
+    fn from_bytes(bytes: Bytes) -> Self {
+        tonic::body::Body::new(http_body_util::Full::new(bytes))
+    }
+}
+
 /// The request header.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// The header on a replayed answer.
@@ -143,6 +172,11 @@ impl<S: Store> IdempotencyLayer<S> {
                     http::header::LOCATION,
                     http::header::ETAG,
                     http::header::LAST_MODIFIED,
+                    // gRPC: a trailers-only answer carries its status in its headers.
+                    HeaderName::from_static("grpc-encoding"),
+                    HeaderName::from_static("grpc-status"),
+                    HeaderName::from_static("grpc-message"),
+                    HeaderName::from_static("grpc-status-details-bin"),
                 ]
                 .into(),
                 fingerprint_headers: Vec::new(),
@@ -298,6 +332,65 @@ fn problem<B>(status: StatusCode, detail: &'static str) -> Response<IdempotencyB
     response
 }
 
+/// A refusal in the caller's protocol: problem+json, or for a gRPC call a trailers-only
+/// answer with the status code closest to the HTTP one.
+fn refuse<B>(grpc: bool, status: StatusCode, detail: &'static str) -> Response<IdempotencyBody<B>> {
+    if !grpc {
+        return problem(status, detail);
+    }
+    let code = match status.as_u16() {
+        400 => "3",  // INVALID_ARGUMENT
+        401 => "16", // UNAUTHENTICATED
+        409 => "10", // ABORTED: try again
+        413 => "8",  // RESOURCE_EXHAUSTED
+        422 => "9",  // FAILED_PRECONDITION: the key belongs to another request
+        _ => "14",   // UNAVAILABLE
+    };
+    let mut response = Response::new(IdempotencyBody::Full(None));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static(code));
+    headers.insert("grpc-message", HeaderValue::from_static(detail));
+    response
+}
+
+/// gRPC statuses stored by default: OK and those a retry would get again.
+fn grpc_storable(code: &[u8]) -> bool {
+    // OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
+    // FAILED_PRECONDITION, OUT_OF_RANGE, UNAUTHENTICATED.
+    matches!(
+        code,
+        b"0" | b"3" | b"5" | b"6" | b"7" | b"9" | b"11" | b"16"
+    )
+}
+
+fn pairs(map: &http::HeaderMap) -> Vec<(String, Bytes)> {
+    map.iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                Bytes::copy_from_slice(value.as_bytes()),
+            )
+        })
+        .collect()
+}
+
+fn header_map(pairs: Vec<(String, Bytes)>) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_maybe_shared(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
 fn with_retry_after<B>(mut response: Response<B>) -> Response<B> {
     response
         .headers_mut()
@@ -306,7 +399,11 @@ fn with_retry_after<B>(mut response: Response<B>) -> Response<B> {
 }
 
 fn replay<B>(stored: StoredResponse) -> Response<IdempotencyBody<B>> {
-    let mut response = Response::new(IdempotencyBody::full(stored.body));
+    let trailers = (!stored.trailers.is_empty()).then(|| header_map(stored.trailers));
+    let mut response = Response::new(IdempotencyBody::Stored {
+        data: Some(stored.body),
+        trailers,
+    });
     *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     for (name, value) in stored.headers {
         if let (Ok(name), Ok(value)) = (
@@ -328,7 +425,7 @@ where
     Inner::Future: Send + 'static,
     Inner::Error: Send + 'static,
     S: Store,
-    ReqBody: Body + From<Bytes> + Send + 'static,
+    ReqBody: Body + FromBytes + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
@@ -367,15 +464,20 @@ async fn handle<Inner, S, ReqBody, ResBody>(
 where
     Inner: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S: Store,
-    ReqBody: Body + From<Bytes>,
+    ReqBody: Body + FromBytes,
     ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Unpin,
     ResBody::Error: Into<BoxError>,
 {
+    let grpc = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/grpc"));
     let mut values = request.headers().get_all(IDEMPOTENCY_KEY).iter();
     let key = match (values.next(), values.next()) {
         (None, _) if settings.required => {
-            return Ok(problem(
+            return Ok(refuse(
+                grpc,
                 StatusCode::BAD_REQUEST,
                 "this request needs an Idempotency-Key header",
             ));
@@ -385,7 +487,8 @@ where
             return Ok(response.map(IdempotencyBody::Inner));
         }
         (Some(_), Some(_)) => {
-            return Ok(problem(
+            return Ok(refuse(
+                grpc,
                 StatusCode::BAD_REQUEST,
                 "the Idempotency-Key header appears more than once",
             ));
@@ -393,8 +496,7 @@ where
         (Some(value), None) => match IdempotencyKey::parse(value.as_bytes()) {
             Ok(key) => key,
             Err(_) => {
-                return Ok(problem(
-                    StatusCode::BAD_REQUEST,
+                return Ok(refuse(grpc, StatusCode::BAD_REQUEST,
                     "the Idempotency-Key must be 1 to 255 visible ASCII characters, bare or as a quoted string",
                 ));
             }
@@ -405,7 +507,8 @@ where
         Some(scope) => match scope(&parts) {
             Some(scope) => scope,
             None => {
-                return Ok(problem(
+                return Ok(refuse(
+                    grpc,
                     StatusCode::UNAUTHORIZED,
                     "an idempotent request needs an identified caller",
                 ));
@@ -420,12 +523,14 @@ where
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
             return Ok(if error.is::<http_body_util::LengthLimitError>() {
-                problem(
+                refuse(
+                    grpc,
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "the request body is over the idempotency layer's limit",
                 )
             } else {
-                problem(
+                refuse(
+                    grpc,
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
                 )
@@ -443,27 +548,30 @@ where
     }
     let fingerprint = print.part(&body).finish();
     let store_key = StoreKey::new(&scope, &key);
-    let request = Request::from_parts(parts, ReqBody::from(body));
+    let request = Request::from_parts(parts, ReqBody::from_bytes(body));
 
     let token = match engine.acquire(&store_key, fingerprint).await {
         Ok(Acquired::Token(token)) => token,
         Ok(Acquired::Replay(completed)) => {
             return Ok(match completed.payload {
                 Payload::Response(stored) => replay(stored),
-                Payload::Value(_) => problem(
+                Payload::Value(_) => refuse(
+                    grpc,
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "this Idempotency-Key was used for a different request",
                 ),
             });
         }
         Err(Refused::Mismatch) => {
-            return Ok(problem(
+            return Ok(refuse(
+                grpc,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "this Idempotency-Key was used for a different request",
             ));
         }
         Err(Refused::InFlight) => {
-            return Ok(with_retry_after(problem(
+            return Ok(with_retry_after(refuse(
+                grpc,
                 StatusCode::CONFLICT,
                 "a request with this Idempotency-Key is still being processed",
             )));
@@ -473,7 +581,8 @@ where
             return Ok(response.map(IdempotencyBody::Inner));
         }
         Err(Refused::Store(_)) => {
-            return Ok(with_retry_after(problem(
+            return Ok(with_retry_after(refuse(
+                grpc,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the idempotency store is unavailable",
             )));
@@ -494,6 +603,7 @@ where
     }
     let (parts, mut body) = response.into_parts();
     let mut read = VecDeque::new();
+    let mut trailers = None;
     let mut size = 0usize;
     loop {
         // The error is dropped at once: it need not be `Send` across the release below.
@@ -501,13 +611,20 @@ where
         match frame {
             None => break,
             Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    size += data.len();
-                    read.push_back(data);
+                match frame.into_data() {
+                    Ok(data) => {
+                        size += data.len();
+                        read.push_back(data);
+                    }
+                    Err(frame) => {
+                        if let Ok(map) = frame.into_trailers() {
+                            trailers = Some(map);
+                        }
+                    }
                 }
-                // Trailers are not stored: an answer with trailers replays without them.
                 if size > settings.max_response {
                     guard.release_now().await;
+                    // Trailers come last: none were read before the limit was passed.
                     return Ok(Response::from_parts(
                         parts,
                         IdempotencyBody::Chained { read, rest: body },
@@ -536,6 +653,24 @@ where
         whole.extend_from_slice(chunk);
     }
     let whole = whole.freeze();
+    // A gRPC answer's status is in its trailers (or, trailers-only, its headers): a failure
+    // that may pass is not stored.
+    let grpc_status = trailers
+        .as_ref()
+        .and_then(|map| map.get("grpc-status"))
+        .or_else(|| parts.headers.get("grpc-status"));
+    if let Some(code) = grpc_status {
+        if !grpc_storable(code.as_bytes()) {
+            guard.release_now().await;
+            return Ok(Response::from_parts(
+                parts,
+                IdempotencyBody::Stored {
+                    data: Some(whole),
+                    trailers,
+                },
+            ));
+        }
+    }
     let stored = StoredResponse {
         status: parts.status.as_u16(),
         headers: settings
@@ -551,6 +686,7 @@ where
             })
             .collect(),
         body: whole.clone(),
+        trailers: trailers.as_ref().map(pairs).unwrap_or_default(),
     };
     guard.disarm();
     let completed = Completed {
@@ -562,5 +698,11 @@ where
         .store
         .complete(&store_key, token, &completed, engine.retention)
         .await;
-    Ok(Response::from_parts(parts, IdempotencyBody::full(whole)))
+    Ok(Response::from_parts(
+        parts,
+        IdempotencyBody::Stored {
+            data: Some(whole),
+            trailers,
+        },
+    ))
 }
