@@ -2,7 +2,7 @@
 //! (spawned by the tests on free ports): the core of the HTTP suite on a server and on a
 //! three-node cluster, two app instances sharing a server under a hundred concurrent
 //! duplicates, and a server killed mid-run and restarted.
-#![cfg(all(feature = "http", feature = "redis"))]
+#![cfg(all(feature = "axum", feature = "redis"))]
 
 mod support {
     pub mod redis;
