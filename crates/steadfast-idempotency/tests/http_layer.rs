@@ -432,3 +432,43 @@ async fn a_response_too_large_to_store_passes_through_and_releases() {
     }
     assert_eq!(calls.get(), 2, "not stored: the retry ran again");
 }
+
+#[tokio::test]
+async fn a_panicking_handler_releases_its_key() {
+    let calls = Counter::default();
+    let counter = calls.clone();
+    let app = Router::new()
+        .route(
+            "/panics",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    if counter.next() == 1 {
+                        panic!("a bug in the handler");
+                    }
+                    "second time lucky"
+                }
+            }),
+        )
+        .layer(IdempotencyLayer::new(Idempotency::in_memory()));
+    let request = || {
+        Request::post("/panics")
+            .header("idempotency-key", "p")
+            .body(Body::empty())
+            .unwrap()
+    };
+    // A server runs each request in a task: the panic ends that task, not the process.
+    let crashed = tokio::spawn(app.clone().oneshot(request())).await;
+    assert!(crashed.unwrap_err().is_panic());
+    // The release runs on the runtime; give it a turn.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let (status, headers, body) = text(app.oneshot(request()).await.unwrap()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "second time lucky")
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
+    assert_eq!(calls.get(), 2, "the retry ran: the panic released the key");
+}
