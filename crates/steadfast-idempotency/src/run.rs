@@ -12,6 +12,10 @@ use crate::record::{Completed, Payload, Token};
 use crate::store::{Claim, MemoryStore, Store, StoreError, StoreKey};
 use crate::{Fingerprint, IdempotencyKey};
 
+/// The longest lease, retention or wait: about 557 years, within what every store and clock
+/// can represent.
+const LONGEST: Duration = Duration::from_millis(1 << 44);
+
 /// The engine every form shares: a store and the rules of its records.
 ///
 /// ```
@@ -164,14 +168,14 @@ impl<S: Store> Idempotency<S> {
     /// run, or a slow call and its retry both run. 30 s by default.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(1));
+        self.lease = lease.clamp(Duration::from_millis(1), LONGEST);
         self
     }
 
     /// How long a completed record is kept for replay: 24 h by default.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention.max(Duration::from_millis(1));
+        self.retention = retention.clamp(Duration::from_millis(1), LONGEST);
         self
     }
 
@@ -179,7 +183,7 @@ impl<S: Store> Idempotency<S> {
     /// instead of refusing at once (`409` over HTTP, [`RunError::InFlight`] here).
     #[must_use]
     pub fn wait_for_in_flight(mut self, max: Duration) -> Self {
-        self.wait = Some(max);
+        self.wait = Some(max.min(LONGEST));
         self
     }
 
@@ -233,7 +237,7 @@ impl<S: Store> Idempotency<S> {
                     Payload::Response(_) => Err(RunError::Mismatch),
                 };
             }
-            Err(Refused::Store(_)) if self.fail_open => None,
+            Err(Refused::Store(StoreError::Unavailable(_))) if self.fail_open => None,
             Err(Refused::Store(error)) => return Err(RunError::Store(error)),
             Err(Refused::InFlight) => return Err(RunError::InFlight),
             Err(Refused::Mismatch) => return Err(RunError::Mismatch),
@@ -245,24 +249,15 @@ impl<S: Store> Idempotency<S> {
         let result = call().await;
         match result {
             Ok(value) => {
-                let bytes = match serde_json::to_vec(&value) {
-                    Ok(bytes) => bytes,
-                    Err(error) => {
-                        guard.release_now().await;
-                        return Err(RunError::Decode(error));
-                    }
-                };
+                // The call succeeded: the key is never released again. A value serde cannot
+                // write is completed with an empty record, which a retry cannot read back: it
+                // is refused, never run again.
+                let bytes = serde_json::to_vec(&value).unwrap_or_default();
                 let completed = Completed {
                     fingerprint,
                     payload: Payload::Value(Bytes::from(bytes)),
                 };
-                guard.disarm();
-                // A failed write loses only the replay: the call's result still returns, and
-                // the record's lease lets a retry in once it runs out.
-                let _ = self
-                    .store
-                    .complete(&store_key, token, &completed, self.retention)
-                    .await;
+                guard.complete_now(completed, self.retention).await;
                 Ok(value)
             }
             Err(error) => {
@@ -278,7 +273,9 @@ impl<S: Store> Idempotency<S> {
         key: &StoreKey,
         fingerprint: Fingerprint,
     ) -> Result<Acquired, Refused> {
-        let deadline = self.wait.map(|wait| tokio::time::Instant::now() + wait);
+        let deadline = self
+            .wait
+            .and_then(|wait| tokio::time::Instant::now().checked_add(wait));
         let mut pause = Duration::from_millis(5);
         loop {
             match self.store.claim(key, fingerprint, self.lease).await {
@@ -294,8 +291,13 @@ impl<S: Store> Idempotency<S> {
                     if held != fingerprint {
                         return Err(Refused::Mismatch);
                     }
-                    match deadline {
-                        Some(deadline) if tokio::time::Instant::now() + pause <= deadline => {
+                    match (self.wait, deadline) {
+                        // A wait too long to represent waits as long as the call runs.
+                        (Some(_), None) => {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_millis(200));
+                        }
+                        (_, Some(deadline)) if tokio::time::Instant::now() + pause <= deadline => {
                             tokio::time::sleep(pause).await;
                             pause = (pause * 2).min(Duration::from_millis(200));
                         }
@@ -319,21 +321,62 @@ pub(crate) enum Refused {
     Store(StoreError),
 }
 
-/// Releases a claim unless disarmed: when the call's future is dropped or panics, the key is
-/// released at once (on the runtime, if there is one) instead of waiting out its lease.
+/// Completes a claim with `completed` on a task of its own, so that dropping the caller's
+/// future cannot cancel the write, retrying a store that is briefly unavailable.
+pub(crate) async fn complete_detached<S: Store>(
+    store: S,
+    key: StoreKey,
+    token: Token,
+    completed: Completed,
+    retention: Duration,
+) {
+    let write = async move {
+        let mut pause = Duration::from_millis(20);
+        for _ in 0..3 {
+            match store.complete(&key, token, &completed, retention).await {
+                Err(StoreError::Unavailable(_)) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                // Written, fenced off by a newer claim, or a corrupt record: nothing to retry.
+                _ => return,
+            }
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let _ = runtime.spawn(write).await;
+        }
+        Err(_) => write.await,
+    }
+}
+
+/// What happens to a claim if the call's future is dropped or panics.
 pub(crate) struct Release<S: Store> {
     armed: Option<(S, StoreKey, Token)>,
+    /// Once the call has succeeded, dropping must not release the key (the side effect is
+    /// done): it completes the record with this instead, so retries never run again.
+    on_drop: Option<(Completed, Duration)>,
 }
 
 impl<S: Store> Release<S> {
     pub(crate) fn new(store: S, key: StoreKey, token: Token) -> Self {
         Self {
             armed: Some((store, key, token)),
+            on_drop: None,
         }
     }
 
-    pub(crate) fn disarm(mut self) {
-        self.armed = None;
+    /// The call succeeded: from now on a drop completes the record with `completed`.
+    pub(crate) fn complete_on_drop(&mut self, completed: Completed, retention: Duration) {
+        self.on_drop = Some((completed, retention));
+    }
+
+    /// Completes the record now, surviving the caller's drop.
+    pub(crate) async fn complete_now(mut self, completed: Completed, retention: Duration) {
+        if let Some((store, key, token)) = self.armed.take() {
+            complete_detached(store, key, token, completed, retention).await;
+        }
     }
 
     pub(crate) async fn release_now(mut self) {
@@ -347,9 +390,16 @@ impl<S: Store> Drop for Release<S> {
     fn drop(&mut self) {
         if let Some((store, key, token)) = self.armed.take() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = store.release(&key, token).await;
-                });
+                match self.on_drop.take() {
+                    Some((completed, retention)) => {
+                        runtime.spawn(complete_detached(store, key, token, completed, retention));
+                    }
+                    None => {
+                        runtime.spawn(async move {
+                            let _ = store.release(&key, token).await;
+                        });
+                    }
+                }
             }
         }
     }

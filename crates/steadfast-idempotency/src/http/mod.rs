@@ -14,8 +14,11 @@
 //!
 //! Errors are RFC 9457 `application/problem+json`. Which answers are stored is a policy: by
 //! default 2xx and the deterministic 4xx; a 5xx, a panic or a dropped request releases the
-//! key, so a retry runs again. Keys are scoped by the caller ([`IdempotencyLayer::scope`]):
-//! one client never replays another's answer.
+//! key, so a retry runs again; once the handler has succeeded the key is never released (an
+//! answer lost on the way, or too large to keep, is recorded as such and retries are told
+//! so). Keys are scoped by the caller with [`IdempotencyLayer::scope`]: then one client never
+//! replays another's answer. Without a scope all callers share one: set one wherever callers
+//! are distinct principals.
 //!
 //! ```
 //! use axum::{body::Body, routing::post, Router};
@@ -72,7 +75,7 @@ pub use body::IdempotencyBody;
 
 use crate::record::{Completed, Payload, StoredResponse};
 use crate::run::{Acquired, Refused, Release};
-use crate::store::{MemoryStore, Store, StoreKey};
+use crate::store::{MemoryStore, Store, StoreError, StoreKey};
 use crate::{Fingerprint, Idempotency, IdempotencyKey};
 
 /// Request bodies the layer can rebuild after reading them for the fingerprint.
@@ -112,8 +115,9 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 type ScopeFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
 type StorePolicy = fn(StatusCode) -> bool;
 
-/// The answers stored by default: every 2xx, and the 4xx a retry would get again (400, 401,
-/// 403, 404, 405, 410, 413, 415, 422). Not 408, 409, 423, 425 or 429: those may pass.
+/// The answers stored by default: every 2xx, and the 4xx a retry would get again (400, 404,
+/// 405, 410, 413, 415, 422). Not 401 or 403 (a token is refreshed, a right granted), nor 408,
+/// 409, 423, 425 or 429: those may pass.
 #[must_use]
 pub fn default_store_policy(status: StatusCode) -> bool {
     status.is_success()
@@ -344,6 +348,7 @@ fn refuse<B>(grpc: bool, status: StatusCode, detail: &'static str) -> Response<I
         409 => "10", // ABORTED: try again
         413 => "8",  // RESOURCE_EXHAUSTED
         422 => "9",  // FAILED_PRECONDITION: the key belongs to another request
+        500 => "13", // INTERNAL
         _ => "14",   // UNAVAILABLE
     };
     let mut response = Response::new(IdempotencyBody::Full(None));
@@ -357,6 +362,29 @@ fn refuse<B>(grpc: bool, status: StatusCode, detail: &'static str) -> Response<I
     response
 }
 
+const LOST: &str = "the first request with this Idempotency-Key ran, but its answer was lost; it will not run again";
+const TOO_LARGE: &str = "the first request with this Idempotency-Key ran, but its answer is too large to keep; it will not run again";
+
+/// The record of a request that ran but whose answer cannot be replayed: a retry is told so,
+/// and never runs it a second time.
+fn lost(fingerprint: Fingerprint, grpc: bool, detail: &'static str) -> Completed {
+    let response = refuse::<http_body_util::Empty<Bytes>>(grpc, StatusCode::CONFLICT, detail);
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        IdempotencyBody::Full(Some(bytes)) => bytes,
+        _ => Bytes::new(),
+    };
+    Completed {
+        fingerprint,
+        payload: Payload::Response(StoredResponse {
+            status: parts.status.as_u16(),
+            headers: pairs(&parts.headers),
+            body,
+            trailers: Vec::new(),
+        }),
+    }
+}
+
 /// gRPC statuses stored by default: OK and those a retry would get again.
 fn grpc_storable(code: &[u8]) -> bool {
     // OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
@@ -367,8 +395,12 @@ fn grpc_storable(code: &[u8]) -> bool {
     )
 }
 
+/// Pairs within the record format's limits: a longer value is left out rather than making a
+/// record its decoder would refuse.
 fn pairs(map: &http::HeaderMap) -> Vec<(String, Bytes)> {
     map.iter()
+        .filter(|(_, value)| value.len() <= crate::record::MAX_HEADER_LEN)
+        .take(crate::record::MAX_HEADERS)
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),
@@ -576,6 +608,15 @@ where
                 "a request with this Idempotency-Key is still being processed",
             )));
         }
+        Err(Refused::Store(StoreError::Corrupt(_))) => {
+            // The key was used: its record cannot be read, and running again could charge
+            // twice. Not a store outage either, so no Retry-After.
+            return Ok(refuse(
+                grpc,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the record of this Idempotency-Key cannot be read",
+            ));
+        }
         Err(Refused::Store(_)) if engine.fail_open => {
             let response = inner.call(request).await?;
             return Ok(response.map(IdempotencyBody::Inner));
@@ -589,7 +630,7 @@ where
         }
     };
 
-    let guard = Release::new(engine.store.clone(), store_key.clone(), token);
+    let mut guard = Release::new(engine.store.clone(), store_key.clone(), token);
     let response = match inner.call(request).await {
         Ok(response) => response,
         Err(error) => {
@@ -601,6 +642,10 @@ where
         guard.release_now().await;
         return Ok(response.map(IdempotencyBody::Inner));
     }
+    // The handler succeeded: its side effect is done, and the key must never be released
+    // again. If the answer is lost from here on (the client goes away, the body breaks, it is
+    // too large to keep), retries are told so and never run it a second time.
+    guard.complete_on_drop(lost(fingerprint, grpc, LOST), engine.retention);
     let (parts, mut body) = response.into_parts();
     let mut read = VecDeque::new();
     let mut trailers = None;
@@ -622,8 +667,10 @@ where
                         }
                     }
                 }
-                if size > settings.max_response {
-                    guard.release_now().await;
+                if size > settings.max_response.min(crate::record::MAX_BODY_LEN) {
+                    guard
+                        .complete_now(lost(fingerprint, grpc, TOO_LARGE), engine.retention)
+                        .await;
                     // Trailers come last: none were read before the limit was passed.
                     return Ok(Response::from_parts(
                         parts,
@@ -632,9 +679,11 @@ where
                 }
             }
             Some(Err(_)) => {
-                // The answer broke while it was read: nothing is stored, the key is released,
-                // and the client sees a broken answer as it would have.
-                guard.release_now().await;
+                // The answer broke while it was read: the request ran, so retries are told
+                // its answer was lost rather than run again.
+                guard
+                    .complete_now(lost(fingerprint, grpc, LOST), engine.retention)
+                    .await;
                 let mut response = problem(
                     StatusCode::BAD_GATEWAY,
                     "the response broke while it was read",
@@ -677,27 +726,27 @@ where
             .replay_headers
             .iter()
             .flat_map(|name| {
-                parts.headers.get_all(name).iter().map(move |value| {
-                    (
-                        name.as_str().to_owned(),
-                        Bytes::copy_from_slice(value.as_bytes()),
-                    )
-                })
+                parts
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .filter(|value| value.len() <= crate::record::MAX_HEADER_LEN)
+                    .map(move |value| {
+                        (
+                            name.as_str().to_owned(),
+                            Bytes::copy_from_slice(value.as_bytes()),
+                        )
+                    })
             })
             .collect(),
         body: whole.clone(),
         trailers: trailers.as_ref().map(pairs).unwrap_or_default(),
     };
-    guard.disarm();
     let completed = Completed {
         fingerprint,
         payload: Payload::Response(stored),
     };
-    // A failed write loses only the replay; the lease lets a retry in when it runs out.
-    let _ = engine
-        .store
-        .complete(&store_key, token, &completed, engine.retention)
-        .await;
+    guard.complete_now(completed, engine.retention).await;
     Ok(Response::from_parts(
         parts,
         IdempotencyBody::Stored {

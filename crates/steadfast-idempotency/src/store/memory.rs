@@ -16,8 +16,10 @@ use crate::Fingerprint;
 ///
 /// One process only: instances behind a load balancer each have their own, so a retry that
 /// reaches another instance runs again. Use the Redis store to charge once across instances.
-/// Under a flood of new keys the oldest records are evicted first, and a key whose record was
-/// evicted runs again: size `max_records` for the traffic of a retention period.
+/// At its bound the least recently used records are evicted (LRU: moka's default admission
+/// policy would refuse new claims silently), and a key whose record was evicted runs again:
+/// size `max_records` for the traffic of a retention period. Memory is bounded by
+/// `max_records` times the layer's `max_response_body`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -101,6 +103,7 @@ impl MemoryStore {
         Self {
             records: Cache::builder()
                 .max_capacity(max_records)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .expire_after(PerEntry)
                 .build(),
         }
@@ -129,7 +132,8 @@ impl MemoryStore {
                     Op::Put(Entry {
                         record: Arc::new(Record::InProgress { token, fingerprint }),
                         ttl: lease,
-                        lease_until: Some(tokio::time::Instant::now() + lease),
+                        // A lease too long to represent never ends.
+                        lease_until: tokio::time::Instant::now().checked_add(lease),
                     })
                 }
             }
@@ -194,5 +198,40 @@ impl Store for MemoryStore {
             .records
             .get(key)
             .and_then(|entry| entry.live().cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IdempotencyKey;
+
+    #[tokio::test]
+    async fn at_its_bound_the_newest_claims_stay() {
+        // moka's default admission would drop a new, unused key at once when full; with LRU
+        // the least recently used go, and a claim just made always holds.
+        let store = MemoryStore::new(16);
+        let print = Fingerprint::of(b"request");
+        for round in 0..200 {
+            let key = StoreKey::new(
+                "s",
+                &IdempotencyKey::try_from(format!("k{round}").as_str()).unwrap(),
+            );
+            let claim = store
+                .claim(&key, print, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(matches!(claim, Claim::Acquired(_)), "round {round}");
+            store.records.run_pending_tasks();
+            assert_eq!(
+                store
+                    .claim(&key, print, Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                Claim::InFlight(print),
+                "round {round}: the claim just made was dropped"
+            );
+        }
+        assert!(store.records.entry_count() <= 16);
     }
 }
