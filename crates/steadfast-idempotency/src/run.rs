@@ -368,6 +368,7 @@ impl<S: Store> Release<S> {
     }
 
     /// The call succeeded: from now on a drop completes the record with `completed`.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn complete_on_drop(&mut self, completed: Completed, retention: Duration) {
         self.on_drop = Some((completed, retention));
     }
