@@ -295,14 +295,7 @@ async fn set(
     if state.degrader.get(&name).is_none() {
         return problem(StatusCode::NOT_FOUND, "no such switch");
     }
-    let mut why = request.why;
-    if why.len() > MAX_WHY {
-        let mut end = MAX_WHY;
-        while !why.is_char_boundary(end) {
-            end -= 1;
-        }
-        why.truncate(end);
-    }
+    let why = crate::switch::cut(&request.why, MAX_WHY).to_owned();
     let flip = Flip::new(caller.0.to_string(), why).from_source(Source::Admin);
     match state.degrader.set(&name, request.level, flip) {
         Ok(from) => Json(Flipped {

@@ -456,11 +456,16 @@ impl Drop for Delivering<'_> {
 
 /// A label value of bounded length, cut on a character boundary.
 fn label(value: &str) -> String {
-    let mut end = value.len().min(MAX_LABEL_LEN);
+    cut(value, MAX_LABEL_LEN).to_owned()
+}
+
+/// `value` cut to at most `max` bytes, on a character boundary.
+pub(crate) fn cut(value: &str, max: usize) -> &str {
+    let mut end = value.len().min(max);
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    value[..end].to_owned()
+    &value[..end]
 }
 
 impl fmt::Debug for Degrader {
