@@ -16,6 +16,17 @@
 //! | `steadfast_degradation_level` | gauge | `switch` | a degradation switch's level |
 //! | `steadfast_degradation_flips_total` | counter | `switch`, `source`, `who` | level changes (`who` cut to 64 bytes; the free-text `why` is in the flip's event, not a label) |
 //! | `steadfast_degradation_reload_failures_total` | counter | none | config files refused whole |
+//! | `steadfast_cache_hits_total` | counter | `cache`, `tier` (`l1`, `l2`) | fresh answers from a tier |
+//! | `steadfast_cache_misses_total` | counter | `cache`, `tier` | lookups a tier could not answer fresh |
+//! | `steadfast_cache_stale_total` | counter | `cache`, `why` (`revalidate`, `error`) | stale answers served |
+//! | `steadfast_cache_loads_total` | counter | `cache`, `outcome` (`ok`, `error`, `timeout`, `panic`) | loader runs |
+//! | `steadfast_cache_load_seconds` | histogram | `cache` | loader run time, seconds |
+//! | `steadfast_cache_evictions_total` | counter | `cache`, `cause` (`size`, `expired`) | L1 entries evicted |
+//! | `steadfast_cache_invalidations_sent_total` | counter | `cache` | writes and deletes told to other instances |
+//! | `steadfast_cache_invalidations_received_total` | counter | `cache` | such notices applied to this instance's L1 |
+//! | `steadfast_cache_corrupt_total` | counter | `cache` | L2 entries or notices that did not decode (read as misses) |
+//! | `steadfast_cache_remote_errors_total` | counter | `cache` | L2 calls that failed, timed out or were refused by its breaker |
+//! | `steadfast_cache_resyncs_total` | counter | `cache` | times L1 was marked for revalidation after the invalidation feed reconnected |
 //!
 //! The breakers of a keyed registry all report under the registry's name, never under their
 //! keys: keys come from requests, and metric series must not multiply with them. Their state
@@ -48,6 +59,40 @@ pub const DEGRADATION_LEVEL: &str = "steadfast_degradation_level";
 pub const DEGRADATION_FLIPS: &str = "steadfast_degradation_flips_total";
 /// Counter: degradation config files refused whole.
 pub const DEGRADATION_RELOAD_FAILURES: &str = "steadfast_degradation_reload_failures_total";
+
+/// Counter: fresh answers from a cache tier.
+pub const CACHE_HITS: &str = "steadfast_cache_hits_total";
+/// Counter: lookups a cache tier could not answer fresh.
+pub const CACHE_MISSES: &str = "steadfast_cache_misses_total";
+/// Counter: stale answers a cache served.
+pub const CACHE_STALE: &str = "steadfast_cache_stale_total";
+/// Counter: loader runs of a cache.
+pub const CACHE_LOADS: &str = "steadfast_cache_loads_total";
+/// Histogram: loader run time, in seconds.
+pub const CACHE_LOAD_SECONDS: &str = "steadfast_cache_load_seconds";
+/// Counter: L1 entries evicted.
+pub const CACHE_EVICTIONS: &str = "steadfast_cache_evictions_total";
+/// Counter: invalidation notices sent to other instances.
+pub const CACHE_INVALIDATIONS_SENT: &str = "steadfast_cache_invalidations_sent_total";
+/// Counter: invalidation notices received and applied.
+pub const CACHE_INVALIDATIONS_RECEIVED: &str = "steadfast_cache_invalidations_received_total";
+/// Counter: L2 entries or notices that did not decode.
+pub const CACHE_CORRUPT: &str = "steadfast_cache_corrupt_total";
+/// Counter: L2 calls that failed, timed out or were refused by the tier's breaker.
+pub const CACHE_REMOTE_ERRORS: &str = "steadfast_cache_remote_errors_total";
+/// Counter: L1 marked for revalidation after the invalidation feed reconnected.
+pub const CACHE_RESYNCS: &str = "steadfast_cache_resyncs_total";
+
+/// Label: the cache's name.
+pub const LABEL_CACHE: &str = "cache";
+/// Label: a cache tier (`l1`, `l2`).
+pub const LABEL_TIER: &str = "tier";
+/// Label: why a stale answer was served (`revalidate`, `error`).
+pub const LABEL_WHY: &str = "why";
+/// Label: how a loader run ended.
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Label: why an entry was evicted.
+pub const LABEL_CAUSE: &str = "cause";
 
 /// Label: the fallback's name.
 pub const LABEL_FALLBACK: &str = "fallback";
@@ -97,5 +142,35 @@ pub fn describe() {
     describe_counter!(
         DEGRADATION_RELOAD_FAILURES,
         "Degradation config files refused whole; the old settings stay."
+    );
+    describe_counter!(CACHE_HITS, "Fresh answers from a cache tier.");
+    describe_counter!(CACHE_MISSES, "Lookups a cache tier could not answer fresh.");
+    describe_counter!(CACHE_STALE, "Stale answers a cache served, by why.");
+    describe_counter!(CACHE_LOADS, "Cache loader runs, by outcome.");
+    ::metrics::describe_histogram!(
+        CACHE_LOAD_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Cache loader run time."
+    );
+    describe_counter!(CACHE_EVICTIONS, "In-process cache entries evicted, by cause.");
+    describe_counter!(
+        CACHE_INVALIDATIONS_SENT,
+        "Cache writes and deletes told to other instances."
+    );
+    describe_counter!(
+        CACHE_INVALIDATIONS_RECEIVED,
+        "Cache invalidation notices from other instances, applied."
+    );
+    describe_counter!(
+        CACHE_CORRUPT,
+        "Shared-tier cache entries or notices that did not decode; read as misses."
+    );
+    describe_counter!(
+        CACHE_REMOTE_ERRORS,
+        "Shared-tier cache calls that failed, timed out or were refused by its breaker."
+    );
+    describe_counter!(
+        CACHE_RESYNCS,
+        "In-process caches marked for revalidation after their invalidation feed reconnected."
     );
 }

@@ -4,10 +4,6 @@
 //! duplicates, and a server killed mid-run and restarted.
 #![cfg(all(feature = "axum", feature = "redis"))]
 
-mod support {
-    pub mod redis;
-}
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +20,7 @@ use http_body_util::BodyExt;
 use steadfast_idempotency::http::IdempotencyLayer;
 use steadfast_idempotency::store::{RedisStore, Store};
 use steadfast_idempotency::Idempotency;
-use support::redis::{RedisCluster, RedisServer};
+use steadfast_test_support::redis::{RedisCluster, RedisServer};
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
@@ -350,7 +346,7 @@ async fn core_suite<S: Store>(engine: Idempotency<S>, prefix: &str) {
 }
 
 fn dbsize(port: u16) -> u64 {
-    support::redis::cli(port, &["dbsize"])
+    steadfast_test_support::redis::cli(port, &["dbsize"])
         .trim()
         .parse()
         .expect("a key count")

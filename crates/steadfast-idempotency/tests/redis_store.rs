@@ -4,10 +4,6 @@
 //! and a three-node cluster.
 #![cfg(feature = "redis")]
 
-mod support {
-    pub mod redis;
-}
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +15,7 @@ use fred::types::Builder;
 use steadfast_idempotency::record::{Completed, Payload, Record, StoredResponse, Token};
 use steadfast_idempotency::store::{Claim, MemoryStore, RedisStore, Store, StoreError, StoreKey};
 use steadfast_idempotency::{Fingerprint, IdempotencyKey};
-use support::redis::{RedisCluster, RedisServer};
+use steadfast_test_support::redis::{RedisCluster, RedisServer};
 
 // ---------------------------------------------------------------------------------------------
 // Clients

@@ -3,7 +3,6 @@
 //!
 //! `redis-server` and `redis-cli` must be installed (scripts/test installs them): without them
 //! the tests fail, they do not skip.
-#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +19,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// Creates a fresh directory whose name starts with `label`.
     pub fn new(label: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let nanos = std::time::SystemTime::now()
@@ -34,6 +34,7 @@ impl TempDir {
         Self(path)
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.0
     }
@@ -220,8 +221,15 @@ impl RedisServer {
         Self { process, dir }
     }
 
+    /// The loopback port the server listens on.
     pub fn port(&self) -> u16 {
         self.process.port
+    }
+
+    /// Makes the server hold every client's commands for `millis` (`CLIENT PAUSE ... ALL`):
+    /// a server that is slow rather than down.
+    pub fn pause(&self, millis: u64) {
+        self.cli(&["client", "pause", &millis.to_string(), "all"]);
     }
 
     /// `redis://127.0.0.1:port`.
@@ -328,6 +336,7 @@ impl RedisCluster {
         cluster
     }
 
+    /// The nodes' loopback ports.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|node| node.port).collect()
     }

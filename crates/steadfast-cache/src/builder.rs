@@ -1,0 +1,347 @@
+//! Building a cache: its name, sizes, times, rules and optional shared tier.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use steadfast_breaker::CircuitBreaker;
+use steadfast_core::Clock;
+
+use crate::cache::{Entry, Inner, Remote, Timebase};
+use crate::codec::{Codec, Json};
+use crate::error::BuildError;
+use crate::metrics::Metrics;
+use crate::remote::{Listener, RemoteTier};
+use crate::{CacheKey, TieredCache};
+
+/// What becomes of a loaded value: the business's rule, per cache (see [`Builder::admit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Cache it for the TTL, with its stale windows.
+    Value,
+    /// Cache it as a "not found" for the negative TTL (no stale windows): a burst of lookups of
+    /// a missing row reaches the database once per negative TTL, not once per lookup.
+    Negative,
+    /// Answer it but do not cache it.
+    Skip,
+}
+
+impl Admit {
+    /// The rule for `Option` values: `Some` is a value, `None` a negative entry.
+    pub fn option<T>(value: &Option<T>) -> Admit {
+        if value.is_some() {
+            Admit::Value
+        } else {
+            Admit::Negative
+        }
+    }
+}
+
+/// The times and limits of a cache.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    pub(crate) ttl: Duration,
+    pub(crate) negative_ttl: Duration,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    pub(crate) jitter: f64,
+    pub(crate) load_timeout: Duration,
+    pub(crate) lock_wait: Duration,
+    pub(crate) lock_poll: Duration,
+}
+
+pub(crate) type AdmitFnRef<V> = Arc<dyn Fn(&V) -> Admit + Send + Sync>;
+
+/// Builds a [`TieredCache`]; from [`TieredCache::builder`].
+#[must_use]
+pub struct Builder<K, V> {
+    name: String,
+    capacity: u64,
+    policy: Policy,
+    admit: Option<AdmitFnRef<V>>,
+    clock: Option<Clock>,
+    remote: Option<(Arc<dyn RemoteTier>, Arc<dyn Codec<V>>)>,
+    remote_timeout: Duration,
+    remote_breaker: Option<CircuitBreaker>,
+    _key: std::marker::PhantomData<fn(K)>,
+}
+
+impl<K, V> std::fmt::Debug for Builder<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("policy", &self.policy)
+            .field("remote", &self.remote.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Builder<K, V>
+where
+    K: CacheKey,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            capacity: 10_000,
+            policy: Policy {
+                ttl: Duration::from_secs(60),
+                negative_ttl: Duration::ZERO,
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                jitter: 0.0,
+                load_timeout: Duration::from_secs(10),
+                lock_wait: Duration::from_secs(2),
+                lock_poll: Duration::from_millis(10),
+            },
+            admit: None,
+            clock: None,
+            remote: None,
+            remote_timeout: Duration::from_millis(100),
+            remote_breaker: None,
+            _key: std::marker::PhantomData,
+        }
+    }
+
+    /// The most entries L1 holds (10 000 by default); past it, the least recently used go.
+    pub fn max_capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self
+    }
+
+    /// How long an entry is fresh (60 s by default).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.policy.ttl = ttl;
+        self
+    }
+
+    /// How long a negative entry ([`Admit::Negative`]) is kept. Zero, the default, keeps none.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.policy.negative_ttl = ttl;
+        self
+    }
+
+    /// For how long past its TTL an entry is still served while a background load refreshes
+    /// it (RFC 5861's stale-while-revalidate). Zero by default.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.policy.stale_while_revalidate = window;
+        self
+    }
+
+    /// For how long past its TTL an entry is served when the load fails, times out or its
+    /// breaker is open (RFC 5861's stale-if-error). Zero by default.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.policy.stale_if_error = window;
+        self
+    }
+
+    /// Shortens each entry's TTL by a random fraction up to `fraction` (0 to 1, 0 by default),
+    /// so that entries loaded together do not all expire, and reload, together. The TTL stays
+    /// an upper bound.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.policy.jitter = fraction;
+        self
+    }
+
+    /// How long a load may take (10 s by default). Past it the load is dropped and the read
+    /// fails, or answers stale-if-error: a loader that hangs never holds its callers.
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.policy.load_timeout = timeout;
+        self
+    }
+
+    /// Which loaded values are cached: every value by default; see [`Admit`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use steadfast_cache::{Admit, TieredCache};
+    ///
+    /// // `None` ("no such product") is cached for 5 seconds, a product for a minute.
+    /// let cache: TieredCache<u64, Option<String>> = TieredCache::builder("products")
+    ///     .negative_ttl(Duration::from_secs(5))
+    ///     .admit(Admit::option)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn admit(mut self, rule: impl Fn(&V) -> Admit + Send + Sync + 'static) -> Self {
+        self.admit = Some(Arc::new(rule));
+        self
+    }
+
+    /// The clock that decides freshness (for tests: [`Clock::mock`]).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Adds a shared tier, with values in JSON ([`Json`]).
+    pub fn remote(self, tier: impl RemoteTier) -> Self
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.remote_with_codec(tier, Json)
+    }
+
+    /// Adds a shared tier with a codec of your choice.
+    pub fn remote_with_codec(mut self, tier: impl RemoteTier, codec: impl Codec<V>) -> Self {
+        self.remote = Some((Arc::new(tier), Arc::new(codec)));
+        self
+    }
+
+    /// How long one call to the shared tier may take (100 ms by default). A slow Redis then
+    /// costs a read at most this before it goes on to the loader.
+    pub fn remote_timeout(mut self, timeout: Duration) -> Self {
+        self.remote_timeout = timeout;
+        self
+    }
+
+    /// The breaker in front of the shared tier. By default: open after 5 consecutive failures,
+    /// probing again after 1 s, so a Redis that is down costs reads nothing at all.
+    pub fn remote_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.remote_breaker = Some(breaker);
+        self
+    }
+
+    /// How long an instance waits for another instance's load of the same key before loading
+    /// itself (2 s by default), and how often it looks for the value meanwhile (10 ms).
+    pub fn lock_wait(mut self, wait: Duration, poll: Duration) -> Self {
+        self.policy.lock_wait = wait;
+        self.policy.lock_poll = poll;
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] for a bad name or a setting out of range.
+    pub fn build(self) -> Result<TieredCache<K, V>, BuildError> {
+        let name = self.name;
+        if name.is_empty()
+            || name.len() > 200
+            || name
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+        {
+            return Err(BuildError::Name(name));
+        }
+        let policy = self.policy;
+        if policy.ttl.is_zero() {
+            return Err(BuildError::Invalid("the TTL must be above zero"));
+        }
+        if !(0.0..1.0).contains(&policy.jitter) {
+            return Err(BuildError::Invalid("jitter must be at least 0 and below 1"));
+        }
+        if policy.load_timeout.is_zero() {
+            return Err(BuildError::Invalid("the load timeout must be above zero"));
+        }
+        if self.remote_timeout.is_zero() {
+            return Err(BuildError::Invalid("the remote timeout must be above zero"));
+        }
+        if policy.lock_poll.is_zero() {
+            return Err(BuildError::Invalid("the lock poll interval must be above zero"));
+        }
+        if self.capacity == 0 {
+            return Err(BuildError::Invalid("the capacity must be above zero"));
+        }
+        let clock = self.clock.unwrap_or_default();
+        let metrics = Metrics::new(&name);
+        let remote = match self.remote {
+            Some((tier, codec)) => {
+                let breaker = match self.remote_breaker {
+                    Some(breaker) => breaker,
+                    None => CircuitBreaker::builder(format!("cache-l2:{name}"))
+                        .consecutive_failures(5)
+                        .open_duration(Duration::from_secs(1))
+                        .build()
+                        .map_err(|error| BuildError::Breaker(error.to_string()))?,
+                };
+                Some(Remote {
+                    tier,
+                    codec,
+                    breaker,
+                    timeout: self.remote_timeout,
+                })
+            }
+            None => None,
+        };
+        let l1 = l1_cache::<K, V>(self.capacity, clock.clone(), &metrics);
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+        let timebase = Timebase {
+            wall_ms,
+            clock_ns: clock.now(),
+        };
+        let inner = Arc::new(Inner {
+            prefix: format!("sf:{{{name}:"),
+            name: Arc::from(name),
+            l1,
+            policy,
+            admit: self.admit,
+            clock,
+            epoch: AtomicU64::new(0),
+            flights: Mutex::new(std::collections::HashMap::new()),
+            remote,
+            metrics,
+            timebase,
+            instance: fastrand::u64(..),
+        });
+        if let Some(remote) = &inner.remote {
+            let listener: Arc<dyn Listener> = inner.clone();
+            remote.tier.listen(Arc::downgrade(&listener));
+        }
+        Ok(TieredCache { inner })
+    }
+}
+
+/// Entries expire from L1 at their stale-until time on the cache's clock; reads check
+/// freshness themselves, so the expiry only reclaims memory.
+struct Expiry {
+    clock: Clock,
+}
+
+impl<K, V> moka::Expiry<K, Entry<V>> for Expiry {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        entry: &Entry<V>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_nanos(
+            entry.stale_until.saturating_sub(self.clock.recent()).max(1),
+        ))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &K,
+        entry: &Entry<V>,
+        updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, entry, updated_at)
+    }
+}
+
+fn l1_cache<K, V>(capacity: u64, clock: Clock, metrics: &Metrics) -> moka::sync::Cache<K, Entry<V>>
+where
+    K: CacheKey,
+    V: Clone + Send + Sync + 'static,
+{
+    let size = metrics.evicted_size.clone();
+    let expired = metrics.evicted_expired.clone();
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .expire_after(Expiry { clock })
+        .eviction_listener(move |_key, _value, cause| match cause {
+            moka::notification::RemovalCause::Size => size.increment(1),
+            moka::notification::RemovalCause::Expired => expired.increment(1),
+            _ => {}
+        })
+        .build()
+}

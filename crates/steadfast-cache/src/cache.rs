@@ -1,0 +1,463 @@
+//! The cache itself: L1 lookups, writes, invalidations and the notices from other instances.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use steadfast_breaker::CircuitBreaker;
+use steadfast_core::Clock;
+
+use crate::builder::{AdmitFnRef, Policy};
+use crate::cached::{Cached, Source, Stale, Status};
+use crate::codec::Codec;
+use crate::envelope::{Envelope, HEADER_LEN};
+use crate::error::{Error, RemoteError};
+use crate::flight::Flight;
+use crate::metrics::Metrics;
+use crate::notice::{Notice, Op};
+use crate::remote::{BoxFuture, Incoming, Listener, RemoteTier};
+use crate::{Admit, Builder, CacheKey};
+
+/// A two-tier cache: moka in process (L1) in front of an optional shared tier (L2, Redis),
+/// in front of your loader.
+///
+/// Cloning is cheap and every clone shares one cache. See the [crate docs](crate) for the read
+/// path, and [`Builder`] for the settings.
+pub struct TieredCache<K, V> {
+    pub(crate) inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for TieredCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for TieredCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCache")
+            .field("name", &self.inner.name)
+            .field("l1_entries", &self.inner.l1.entry_count())
+            .field("remote", &self.inner.remote.is_some())
+            .finish()
+    }
+}
+
+/// One L1 entry: the value and its times on the cache's clock.
+#[derive(Clone)]
+pub(crate) struct Entry<V> {
+    pub(crate) value: V,
+    pub(crate) negative: bool,
+    pub(crate) fresh_until: u64,
+    pub(crate) revalidate_until: u64,
+    pub(crate) stale_until: u64,
+    /// The invalidation-feed epoch the entry was stored in: an entry from before the feed last
+    /// reconnected may have missed a notice and is never fresh.
+    pub(crate) epoch: u64,
+}
+
+/// What an L1 lookup found.
+pub(crate) enum Lookup<V> {
+    Fresh(V),
+    /// Within stale-while-revalidate: answer it, refresh in the background.
+    Revalidate(V),
+    /// Past fresh but within stale-if-error: load, and answer it if the load fails.
+    Stale(Entry<V>),
+    Miss,
+}
+
+impl<V: Clone> Entry<V> {
+    pub(crate) fn lookup(&self, now: u64, epoch: u64) -> Lookup<V> {
+        if now < self.fresh_until && self.epoch == epoch {
+            Lookup::Fresh(self.value.clone())
+        } else if self.revalidate_until > self.fresh_until && now < self.revalidate_until {
+            Lookup::Revalidate(self.value.clone())
+        } else if now < self.stale_until {
+            Lookup::Stale(self.clone())
+        } else {
+            Lookup::Miss
+        }
+    }
+}
+
+/// The shared tier with the codec, breaker and timeout the cache calls it through.
+pub(crate) struct Remote<V> {
+    pub(crate) tier: Arc<dyn RemoteTier>,
+    pub(crate) codec: Arc<dyn Codec<V>>,
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) timeout: Duration,
+}
+
+/// Wall-clock milliseconds and the cache's clock at one moment, to turn one into the other:
+/// L2 entries carry wall times every instance understands, L1 entries the cache's own clock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timebase {
+    pub(crate) wall_ms: u64,
+    pub(crate) clock_ns: u64,
+}
+
+impl Timebase {
+    pub(crate) fn wall(self, clock_ns: u64) -> u64 {
+        if clock_ns >= self.clock_ns {
+            self.wall_ms
+                .saturating_add((clock_ns - self.clock_ns) / 1_000_000)
+        } else {
+            self.wall_ms
+                .saturating_sub((self.clock_ns - clock_ns) / 1_000_000)
+        }
+    }
+
+    pub(crate) fn clock(self, wall_ms: u64) -> u64 {
+        if wall_ms >= self.wall_ms {
+            self.clock_ns
+                .saturating_add((wall_ms - self.wall_ms).saturating_mul(1_000_000))
+        } else {
+            self.clock_ns
+                .saturating_sub((self.wall_ms - wall_ms).saturating_mul(1_000_000))
+        }
+    }
+}
+
+pub(crate) struct Inner<K, V> {
+    pub(crate) name: Arc<str>,
+    /// `sf:{name:` — an entry key is this, the key's text, and `}`.
+    pub(crate) prefix: String,
+    pub(crate) l1: moka::sync::Cache<K, Entry<V>>,
+    pub(crate) policy: Policy,
+    pub(crate) admit: Option<AdmitFnRef<V>>,
+    pub(crate) clock: Clock,
+    pub(crate) epoch: AtomicU64,
+    pub(crate) flights: Mutex<HashMap<K, Arc<Flight<V>>>>,
+    pub(crate) remote: Option<Remote<V>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) timebase: Timebase,
+    pub(crate) instance: u64,
+}
+
+impl<K, V> TieredCache<K, V>
+where
+    K: CacheKey,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts building a cache named `name` (a metric label and part of its Redis keys).
+    pub fn builder(name: impl Into<String>) -> Builder<K, V> {
+        Builder::new(name)
+    }
+
+    /// The cache's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Reads `key`: a fresh L1 entry at once; otherwise L2, then `loader`, with one load per key
+    /// in this process (and, with a shared tier, one across instances) however many callers
+    /// miss together.
+    ///
+    /// The load runs on its own Tokio task: a caller that goes away (a client that disconnects)
+    /// neither cancels it nor leaves the other callers without an answer. It is cut off after
+    /// the [load timeout](Builder::load_timeout).
+    ///
+    /// # Errors
+    ///
+    /// When the load fails and no stale value is within the stale-if-error window. Reads never
+    /// fail because of the shared tier.
+    pub async fn get_with<F, Fut, E>(&self, key: K, loader: F) -> Result<Cached<V>, Error<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        match self.inner.lookup(&key) {
+            Lookup::Fresh(value) => Ok(Cached::new(value, Status::Fresh, Source::L1)),
+            Lookup::Revalidate(value) => {
+                self.inner.refresh(key, loader);
+                Ok(Cached::new(
+                    value,
+                    Status::Stale(Stale::Revalidating),
+                    Source::L1,
+                ))
+            }
+            Lookup::Stale(entry) => self.inner.load(key, loader, Some(entry)).await,
+            Lookup::Miss => self.inner.load(key, loader, None).await,
+        }
+    }
+
+    /// The fresh L1 value of `key`, if there is one: no L2, no load, no stale value.
+    #[must_use]
+    pub fn peek(&self, key: &K) -> Option<V> {
+        match self.inner.lookup(key) {
+            Lookup::Fresh(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Writes `value` under `key`: into L1, then into L2, and tells the other instances, whose
+    /// L1 drops the key. A load of the key already under way no longer fills either tier.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteError`] when the shared tier could not be written or told: this instance has
+    /// the value, but others may serve the old one until its TTL.
+    pub async fn insert(&self, key: K, value: V) -> Result<(), RemoteError> {
+        let inner = &self.inner;
+        let entry = inner.entry(value, false);
+        let text = inner.entry_key(&key);
+        let bytes = match &inner.remote {
+            Some(remote) => Some(inner.encode(remote, &entry).map_err(RemoteError::Encode)?),
+            None => None,
+        };
+        let ttl = inner.l2_ttl(&entry);
+        inner.supersede(&key);
+        inner.l1.insert(key.clone(), entry);
+        if let (Some(remote), Some(bytes)) = (&inner.remote, bytes) {
+            inner
+                .guarded(remote, remote.tier.put(&text, bytes, ttl))
+                .await?;
+            inner.notify(remote, Op::Put, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops `key` from L1 and L2, and from the other instances' L1. A load of the key already
+    /// under way no longer fills either tier.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteError`] when the shared tier could not be written or told.
+    pub async fn invalidate(&self, key: &K) -> Result<(), RemoteError> {
+        let inner = &self.inner;
+        inner.supersede(key);
+        inner.l1.invalidate(key);
+        if let Some(remote) = &inner.remote {
+            let text = [inner.entry_key(key)];
+            inner.guarded(remote, remote.tier.delete(&text)).await?;
+            inner.notify(remote, Op::Delete, key).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks every L1 entry of this instance as due for revalidation: none is fresh again
+    /// until reloaded (each stays available as a stale value within its windows). What the
+    /// cache does by itself when its invalidation feed reconnects.
+    pub fn revalidate_all(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of entries in L1 (approximate, as moka counts).
+    #[must_use]
+    pub fn l1_len(&self) -> u64 {
+        self.inner.l1.entry_count()
+    }
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: CacheKey,
+    V: Clone + Send + Sync + 'static,
+{
+    #[inline]
+    pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
+        let found = match self.l1.get(key) {
+            Some(entry) => entry.lookup(self.clock.recent(), self.epoch.load(Ordering::Relaxed)),
+            None => Lookup::Miss,
+        };
+        match &found {
+            Lookup::Fresh(_) => self.metrics.hits_l1.increment(1),
+            Lookup::Revalidate(_) => self.metrics.stale_revalidate.increment(1),
+            _ => self.metrics.misses_l1.increment(1),
+        }
+        found
+    }
+
+    /// An entry for `value` stored now: fresh for the TTL less its jitter (the negative TTL
+    /// for a negative entry, which has no stale windows).
+    pub(crate) fn entry(&self, value: V, negative: bool) -> Entry<V> {
+        let now = self.clock.recent();
+        let policy = &self.policy;
+        let (ttl, revalidate, stale) = if negative {
+            (policy.negative_ttl, Duration::ZERO, Duration::ZERO)
+        } else {
+            (
+                policy.ttl,
+                policy.stale_while_revalidate,
+                policy.stale_while_revalidate.max(policy.stale_if_error),
+            )
+        };
+        let mut ttl = nanos(ttl);
+        if policy.jitter > 0.0 {
+            // Truncation is the point: a whole number of nanoseconds off the TTL.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            let cut = (ttl as f64 * policy.jitter * fastrand::f64()) as u64;
+            ttl -= cut.min(ttl.saturating_sub(1));
+        }
+        let fresh_until = now.saturating_add(ttl);
+        Entry {
+            value,
+            negative,
+            fresh_until,
+            revalidate_until: fresh_until.saturating_add(nanos(revalidate)),
+            stale_until: fresh_until.saturating_add(nanos(stale)),
+            epoch: self.epoch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How a loaded value is kept, by the cache's rule: `None` when it is not kept.
+    pub(crate) fn admit(&self, value: &V) -> Option<bool> {
+        let rule = self.admit.as_ref().map_or(Admit::Value, |admit| admit(value));
+        match rule {
+            Admit::Value => Some(false),
+            Admit::Negative if !self.policy.negative_ttl.is_zero() => Some(true),
+            Admit::Negative | Admit::Skip => None,
+        }
+    }
+
+    /// `sf:{name:key}`: the hash tag covers the cache name and key, so the entry, its version
+    /// and its lock (suffixes after the brace) share a Redis Cluster slot.
+    pub(crate) fn entry_key(&self, key: &K) -> String {
+        let mut text = String::with_capacity(self.prefix.len() + 24);
+        text.push_str(&self.prefix);
+        key.write_text(&mut text);
+        text.push('}');
+        text
+    }
+
+    /// How long L2 keeps an entry: until its stale-until.
+    pub(crate) fn l2_ttl(&self, entry: &Entry<V>) -> Duration {
+        Duration::from_nanos(entry.stale_until.saturating_sub(self.clock.recent()).max(1_000_000))
+    }
+
+    pub(crate) fn encode(
+        &self,
+        remote: &Remote<V>,
+        entry: &Entry<V>,
+    ) -> Result<Bytes, crate::codec::CodecError> {
+        let now = self.clock.recent();
+        let envelope = Envelope {
+            negative: entry.negative,
+            written_ms: self.timebase.wall(now),
+            fresh_until_ms: self.timebase.wall(entry.fresh_until.max(now)),
+            stale_until_ms: self.timebase.wall(entry.stale_until.max(now)),
+        };
+        let mut bytes = Vec::with_capacity(HEADER_LEN + 64);
+        envelope.encode_header(&mut bytes);
+        remote.codec.encode(&entry.value, &mut bytes)?;
+        Ok(Bytes::from(bytes))
+    }
+
+    /// An L2 entry as an L1 entry, or `None` (counted) for bytes that are not one.
+    pub(crate) fn decode(&self, remote: &Remote<V>, bytes: &[u8]) -> Option<Entry<V>> {
+        let decoded = Envelope::decode(bytes)
+            .ok()
+            .and_then(|(envelope, payload)| Some((envelope, remote.codec.decode(payload).ok()?)));
+        let Some((envelope, value)) = decoded else {
+            self.metrics.corrupt.increment(1);
+            return None;
+        };
+        let fresh_until = self.timebase.clock(envelope.fresh_until_ms);
+        let stale_until = self.timebase.clock(envelope.stale_until_ms);
+        let revalidate = if envelope.negative {
+            0
+        } else {
+            nanos(self.policy.stale_while_revalidate)
+        };
+        Some(Entry {
+            value,
+            negative: envelope.negative,
+            fresh_until,
+            revalidate_until: fresh_until.saturating_add(revalidate).min(stale_until),
+            stale_until,
+            epoch: self.epoch.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Stops a load under way for `key` from filling the tiers: a write or invalidation came
+    /// after it started, so its value may be older.
+    pub(crate) fn supersede(&self, key: &K) {
+        self.flights.lock().remove(key);
+    }
+
+    /// Runs a shared-tier call through the tier's breaker and timeout.
+    pub(crate) async fn guarded<T>(
+        &self,
+        remote: &Remote<V>,
+        call: BoxFuture<'_, Result<T, RemoteError>>,
+    ) -> Result<T, RemoteError> {
+        let Ok(permit) = remote.breaker.try_acquire() else {
+            self.metrics.remote_errors.increment(1);
+            return Err(RemoteError::Rejected);
+        };
+        let result = match tokio::time::timeout(remote.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(RemoteError::TimedOut),
+        };
+        if result.is_ok() {
+            permit.success();
+        } else {
+            permit.failure();
+            self.metrics.remote_errors.increment(1);
+        }
+        result
+    }
+
+    async fn notify(&self, remote: &Remote<V>, op: Op, key: &K) -> Result<(), RemoteError> {
+        let mut text = String::new();
+        key.write_text(&mut text);
+        let notice = Notice {
+            instance: self.instance,
+            op,
+            cache: &self.name,
+            key: &text,
+        };
+        let bytes = Bytes::from(notice.encode());
+        self.guarded(remote, remote.tier.publish(bytes)).await?;
+        self.metrics.sent.increment(1);
+        Ok(())
+    }
+}
+
+impl<K, V> Listener for Inner<K, V>
+where
+    K: CacheKey,
+    V: Clone + Send + Sync + 'static,
+{
+    fn hear(&self, incoming: Incoming<'_>) {
+        match incoming {
+            Incoming::Reconnected => {
+                self.epoch.fetch_add(1, Ordering::Relaxed);
+                self.metrics.resyncs.increment(1);
+            }
+            Incoming::Notice(bytes) => {
+                let Some(notice) = Notice::decode(bytes) else {
+                    self.metrics.corrupt.increment(1);
+                    return;
+                };
+                if notice.cache != &*self.name || notice.instance == self.instance {
+                    return;
+                }
+                self.metrics.received.increment(1);
+                match (notice.op, K::from_text(notice.key)) {
+                    (Op::Put | Op::Delete, Some(key)) => {
+                        self.supersede(&key);
+                        self.l1.invalidate(&key);
+                    }
+                    // A key this instance cannot read back: every entry is suspect.
+                    _ => {
+                        self.epoch.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,106 @@
+//! A two-tier cache for the slow dependency behind a service: moka in process (L1), Redis
+//! shared by every instance (L2), your loader behind both.
+//!
+//! ```
+//! use std::time::Duration;
+//! use steadfast_cache::{Source, TieredCache};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let cache: TieredCache<u64, String> = TieredCache::builder("products")
+//!     .ttl(Duration::from_secs(60))
+//!     .stale_if_error(Duration::from_secs(3600))
+//!     .build()
+//!     .unwrap();
+//!
+//! let product = cache
+//!     .get_with(42, || async { Ok::<_, std::io::Error>("teapot".to_owned()) })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(*product, "teapot");
+//! assert_eq!(product.source(), Source::Loader);
+//!
+//! // The second read is an L1 hit: the loader is not called.
+//! let again = cache
+//!     .get_with(42, || async { unreachable!("a fresh hit does not load") as Result<String, std::io::Error> })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(again.source(), Source::L1);
+//! # }
+//! ```
+//!
+//! # The read path
+//!
+//! [`TieredCache::get_with`] answers a fresh L1 entry at once: one moka lookup and one clock
+//! read, no allocation, no lock. Otherwise it starts (or joins) the key's *load*, which runs on
+//! its own task:
+//!
+//! 1. **L2**: one round trip reads the entry, the key's write version and its load lock. A
+//!    fresh entry fills L1 and answers.
+//! 2. **The lock across instances**: the first instance to miss takes the key's lock and
+//!    loads; the others look for its value every few milliseconds, and load themselves only if
+//!    the lock goes away without one or the [wait](Builder::lock_wait) runs out.
+//! 3. **The loader**, cut off at the [load timeout](Builder::load_timeout). Its value answers
+//!    every caller waiting on the key, fills L1 at once and then L2 — unless a write or
+//!    invalidation of the key came after the load started: then the value is answered but not
+//!    stored, so a slow loader never writes an older value over a newer one.
+//!
+//! So a thousand callers missing one key make one loader call in the process, and with Redis,
+//! one in the fleet.
+//!
+//! # Freshness
+//!
+//! Each entry is fresh until its TTL (shortened by the [jitter](Builder::jitter)), then
+//! - within [stale-while-revalidate](Builder::stale_while_revalidate): answered at once,
+//!   marked [`Stale::Revalidating`], while a background load refreshes it;
+//! - within [stale-if-error](Builder::stale_if_error): loaded again, and answered marked
+//!   [`Stale::LoadFailed`] if the load fails, times out, or the loader's breaker is open.
+//!
+//! What is stored at all is the business's rule ([`Builder::admit`]): values, "not found" as a
+//! negative entry with its own TTL, never errors, or any predicate.
+//!
+//! # The shared tier, when Redis is in trouble
+//!
+//! Every L2 call goes through a circuit breaker and a [timeout](Builder::remote_timeout): a
+//! Redis that is slow costs a read at most the timeout, and one that is down costs nothing once
+//! the breaker opens. Reads then go on with L1 and the loader; they never fail because of L2.
+//!
+//! Writes ([`insert`](TieredCache::insert), [`invalidate`](TieredCache::invalidate)) go to L2
+//! and publish a [notice](notice) that drops the key from every other instance's L1. Notices
+//! sent while an instance's feed is down are lost, so when the feed reconnects the instance
+//! marks all of its L1 for revalidation: no entry from before is served as fresh again.
+//!
+//! Values cross the wire in a versioned [envelope](envelope) with a pluggable [codec](codec);
+//! bytes that are not an entry read as a miss and are counted, never a panic.
+//!
+//! # Where it sits
+//!
+//! For a client: fallback → **cache** → breaker → timeout → the client. The cache sits outside
+//! the dependency's breaker so that it can answer stale while the breaker is open, and inside
+//! the fallback so that a fallback's answer is never stored.
+//!
+//! # Metrics
+//!
+//! Hits and misses per tier, loads by outcome and their time, stale answers, evictions,
+//! notices sent and received, corrupt entries, L2 errors and resyncs: see
+//! [`steadfast_core::metrics`] for names and labels.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod batch;
+mod builder;
+mod cache;
+mod cached;
+pub mod codec;
+pub mod envelope;
+mod error;
+mod flight;
+mod key;
+mod metrics;
+pub mod notice;
+pub mod remote;
+
+pub use builder::{Admit, Builder};
+pub use cache::TieredCache;
+pub use cached::{Cached, Source, Stale, Status};
+pub use error::{BuildError, Error, RemoteError};
+pub use key::CacheKey;
