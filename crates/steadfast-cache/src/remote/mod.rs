@@ -16,7 +16,7 @@ mod redis;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::RedisTier;
+pub use self::redis::{RedisTier, DEFAULT_CHANNEL};
 
 use std::future::Future;
 use std::pin::Pin;
