@@ -35,6 +35,10 @@ pub use steadfast_fallback as fallback;
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub use steadfast_idempotency as idempotency;
 
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use steadfast_cache as cache;
+
 #[cfg(all(feature = "macros", feature = "idempotency"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "macros", feature = "idempotency"))))]
 pub use steadfast_macros::idempotent;
@@ -96,4 +100,7 @@ pub mod prelude {
     pub use steadfast_fallback::{
         Degraded, Degrader, FallbackLayer, FallbackRequest, Flip, Reason, Reasons,
     };
+
+    #[cfg(feature = "cache")]
+    pub use steadfast_cache::{Admit, Cached, TieredCache};
 }
