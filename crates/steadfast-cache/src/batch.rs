@@ -98,7 +98,8 @@ where
                         Lookup::Fresh(value) => {
                             inner.metrics.hits_l2.increment(1);
                             inner.l1.insert(key.clone(), entry);
-                            found.insert(key.clone(), Cached::new(value, Status::Fresh, Source::L2));
+                            found
+                                .insert(key.clone(), Cached::new(value, Status::Fresh, Source::L2));
                             still[index] = false;
                         }
                         Lookup::Revalidate(_) | Lookup::Stale(_) => {
@@ -146,7 +147,10 @@ where
                         }
                         inner.l1.insert(key.clone(), entry);
                     }
-                    found.insert(key.clone(), Cached::new(value, Status::Fresh, Source::Loader));
+                    found.insert(
+                        key.clone(),
+                        Cached::new(value, Status::Fresh, Source::Loader),
+                    );
                 }
                 if let (Some(remote), false) = (&inner.remote, fills.is_empty()) {
                     let _ = inner.guarded(remote, remote.tier.fill(&fills)).await;
@@ -167,7 +171,10 @@ where
         let now = inner.clock.recent();
         for index in load {
             let key = &missing[index];
-            match stale.remove(key).filter(|(entry, _)| now < entry.stale_until) {
+            match stale
+                .remove(key)
+                .filter(|(entry, _)| now < entry.stale_until)
+            {
                 Some((entry, source)) => {
                     inner.metrics.stale_error.increment(1);
                     let status = Status::Stale(Stale::LoadFailed(reason));

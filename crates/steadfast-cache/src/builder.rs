@@ -243,7 +243,9 @@ where
             return Err(BuildError::Invalid("the remote timeout must be above zero"));
         }
         if policy.lock_poll.is_zero() {
-            return Err(BuildError::Invalid("the lock poll interval must be above zero"));
+            return Err(BuildError::Invalid(
+                "the lock poll interval must be above zero",
+            ));
         }
         if self.capacity == 0 {
             return Err(BuildError::Invalid("the capacity must be above zero"));
@@ -272,7 +274,9 @@ where
         let l1 = l1_cache::<K, V>(self.capacity, clock.clone(), &metrics);
         let wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
         let timebase = Timebase {
             wall_ms,
             clock_ns: clock.now(),

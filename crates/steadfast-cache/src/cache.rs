@@ -294,7 +294,11 @@ where
         let mut ttl = nanos(ttl);
         if policy.jitter > 0.0 {
             // Truncation is the point: a whole number of nanoseconds off the TTL.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
             let cut = (ttl as f64 * policy.jitter * fastrand::f64()) as u64;
             ttl -= cut.min(ttl.saturating_sub(1));
         }
@@ -311,7 +315,10 @@ where
 
     /// How a loaded value is kept, by the cache's rule: `None` when it is not kept.
     pub(crate) fn admit(&self, value: &V) -> Option<bool> {
-        let rule = self.admit.as_ref().map_or(Admit::Value, |admit| admit(value));
+        let rule = self
+            .admit
+            .as_ref()
+            .map_or(Admit::Value, |admit| admit(value));
         match rule {
             Admit::Value => Some(false),
             Admit::Negative if !self.policy.negative_ttl.is_zero() => Some(true),
@@ -331,7 +338,12 @@ where
 
     /// How long L2 keeps an entry: until its stale-until.
     pub(crate) fn l2_ttl(&self, entry: &Entry<V>) -> Duration {
-        Duration::from_nanos(entry.stale_until.saturating_sub(self.clock.recent()).max(1_000_000))
+        Duration::from_nanos(
+            entry
+                .stale_until
+                .saturating_sub(self.clock.recent())
+                .max(1_000_000),
+        )
     }
 
     pub(crate) fn encode(

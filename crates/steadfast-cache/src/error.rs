@@ -126,7 +126,9 @@ impl fmt::Display for RemoteError {
             RemoteError::Rejected => f.write_str("shared cache tier refused: its breaker is open"),
             RemoteError::TimedOut => f.write_str("shared cache tier timed out"),
             RemoteError::Failed(error) => write!(f, "shared cache tier failed: {error}"),
-            RemoteError::Encode(error) => write!(f, "value not written to the shared tier: {error}"),
+            RemoteError::Encode(error) => {
+                write!(f, "value not written to the shared tier: {error}")
+            }
         }
     }
 }

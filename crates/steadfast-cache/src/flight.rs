@@ -177,11 +177,13 @@ where
                     } else {
                         let mine = fastrand::u64(1..);
                         let ttl = self.policy.load_timeout + self.policy.load_timeout / 2;
-                        match self.guarded(remote, remote.tier.lock(&text, mine, ttl)).await {
+                        match self
+                            .guarded(remote, remote.tier.lock(&text, mine, ttl))
+                            .await
+                        {
                             Ok(true) => token = Some(mine),
                             Ok(false) => {
-                                match self.wait_for_peer(remote, &text, &mut stale, landing).await
-                                {
+                                match self.wait_for_peer(remote, &text, &mut stale, landing).await {
                                     RemoteRead::Answered => return,
                                     RemoteRead::Missed { fetched, .. } => version = fetched,
                                     RemoteRead::Down => {}
@@ -408,7 +410,8 @@ pub(crate) fn reason_of<E: 'static>(error: &E) -> Reason {
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return Reason::Timeout;
             }
-            io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static))
+            io.get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
         } else {
             None
         };

@@ -206,7 +206,7 @@ impl Drop for Process {
 pub struct RedisServer {
     process: Process,
     // Dropped after the process.
-    dir: TempDir,
+    _dir: TempDir,
 }
 
 impl RedisServer {
@@ -218,7 +218,7 @@ impl RedisServer {
             &["--appendonly", "yes", "--appendfsync", "always"],
             false,
         );
-        Self { process, dir }
+        Self { process, _dir: dir }
     }
 
     /// The loopback port the server listens on.

@@ -109,7 +109,10 @@ impl RedisTier {
     /// # Errors
     ///
     /// When the subscription fails.
-    pub async fn with_notices(client: Client, subscriber: SubscriberClient) -> Result<Self, FredError> {
+    pub async fn with_notices(
+        client: Client,
+        subscriber: SubscriberClient,
+    ) -> Result<Self, FredError> {
         Self::with_notices_on(client, subscriber, DEFAULT_CHANNEL).await
     }
 
@@ -294,7 +297,11 @@ impl Shared {
             let group = match answer {
                 Value::Array(group) => group,
                 single if indexes.len() == 1 => vec![single],
-                _ => return Err(RemoteError::failed("MGET answered something else than an array")),
+                _ => {
+                    return Err(RemoteError::failed(
+                        "MGET answered something else than an array",
+                    ))
+                }
             };
             for (&index, value) in indexes.iter().zip(group) {
                 values[index] = value;
@@ -317,7 +324,10 @@ impl Shared {
         for fill in fills {
             let client = self.client.clone();
             let (keys, args) = (fill_keys(fill), fill_args(fill));
-            running.spawn(async move { FILL.evalsha_with_reload::<i64, _, _>(&client, keys, args).await });
+            running.spawn(async move {
+                FILL.evalsha_with_reload::<i64, _, _>(&client, keys, args)
+                    .await
+            });
         }
         let mut written = 0;
         let mut first_error = None;
@@ -394,7 +404,11 @@ impl RemoteTier for RedisTier {
                 Value::Integer(VERSION_MILLIS),
             ];
             let _: i64 = PUT
-                .evalsha_with_reload(&self.inner.client, vec![key.to_owned(), version_key(key)], args)
+                .evalsha_with_reload(
+                    &self.inner.client,
+                    vec![key.to_owned(), version_key(key)],
+                    args,
+                )
                 .await
                 .map_err(failed)?;
             Ok(())
@@ -443,7 +457,11 @@ impl RemoteTier for RedisTier {
     fn unlock<'a>(&'a self, key: &'a str, token: u64) -> BoxFuture<'a, Result<(), RemoteError>> {
         Box::pin(async move {
             let _: i64 = UNLOCK
-                .evalsha_with_reload(&self.inner.client, vec![lock_key(key)], vec![token.to_string()])
+                .evalsha_with_reload(
+                    &self.inner.client,
+                    vec![lock_key(key)],
+                    vec![token.to_string()],
+                )
                 .await
                 .map_err(failed)?;
             Ok(())
