@@ -73,6 +73,11 @@ pub mod guides {
     #[cfg(all(feature = "idempotency", feature = "macros"))]
     #[doc = include_str!("../docs/idempotency.md")]
     pub mod idempotency {}
+
+    /// The cache guide.
+    #[cfg(feature = "cache")]
+    #[doc = include_str!("../docs/cache.md")]
+    pub mod cache {}
 }
 
 /// The names most programs need, in one import.
