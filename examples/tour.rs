@@ -5,7 +5,9 @@
 //! refuse calls while open (the dependency sees none of them), probe, back off when the probe
 //! fails, and close once the dependency is back. Then a route degrades: its fallback answers
 //! (marked) while the dependency is down, and an operator's switch sheds it on purpose without
-//! touching the dependency.
+//! touching the dependency. A payment retried after a timeout is charged once. Last, a product
+//! page's database slows and fails behind a cache: a thousand shoppers make one query, and the
+//! last answer is served, marked stale, while the database fails and while its breaker is open.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -133,6 +135,7 @@ async fn main() {
 
     degrade().await;
     charge_once().await;
+    keep_answering().await;
 }
 
 /// Chapters 6 to 8: a route with a fallback and a degradation switch.
@@ -325,6 +328,125 @@ async fn charge_once() {
         "   keys are scoped by the caller: bob is never shown alice's receipt ({} charges in all)",
         charges.load(Ordering::SeqCst)
     );
+}
+
+/// Chapters 11 to 13: a product page's database behind a cache, then failing.
+async fn keep_answering() {
+    use steadfast::cache::{Cached, Stale, Status, TieredCache};
+
+    let database = Dependency::default();
+    database.set_healthy(true);
+    let breaker = CircuitBreaker::builder("catalog-db")
+        .consecutive_failures(3)
+        .open_duration(Duration::from_secs(30))
+        .build()
+        .expect("a valid config");
+    // Outermost first: cache → breaker (with its call timeout) → the database. Boxed errors
+    // let the cache tell the breaker's refusal from the database's own failure.
+    let catalog = ServiceBuilder::new()
+        .layer(
+            breaker
+                .layer()
+                .boxed_errors()
+                .timeout(Duration::from_millis(500)),
+        )
+        .service({
+            let database = database.clone();
+            service_fn(move |sku: u32| {
+                let database = database.clone();
+                async move {
+                    database.calls.fetch_add(1, Ordering::SeqCst);
+                    // The database is slow today.
+                    tokio::time::sleep(Duration::from_millis(80)).await;
+                    if database.healthy.load(Ordering::SeqCst) {
+                        Ok(format!("sku {sku}: teapot, 12.00 EUR"))
+                    } else {
+                        Err("catalog: connection refused")
+                    }
+                }
+            })
+        });
+    // Short times so the tour stays quick: fresh for 200 ms, then served stale for an hour
+    // if the database cannot answer.
+    let products: TieredCache<u32, String> = TieredCache::builder("products")
+        .ttl(Duration::from_millis(200))
+        .stale_if_error(Duration::from_secs(3600))
+        .build()
+        .expect("a valid config");
+    let loader = |sku: u32| {
+        let catalog = catalog.clone();
+        move || catalog.oneshot(sku)
+    };
+    let marked = |answer: &Cached<String>| match answer.status() {
+        Status::Fresh => format!("fresh, from {:?}", answer.source()),
+        Status::Stale(Stale::Revalidating) => "stale: revalidating".to_owned(),
+        Status::Stale(Stale::LoadFailed(reason)) => {
+            format!("stale: load failed, {}", reason.as_str())
+        }
+    };
+
+    chapter("11. The catalog database slows down: a thousand shoppers, one query");
+    let started = Instant::now();
+    let mut shoppers = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (products, loader) = (products.clone(), loader(42));
+        shoppers.spawn(async move { products.get_with(42, loader).await });
+    }
+    let (mut answered, mut last) = (0, None);
+    while let Some(joined) = shoppers.join_next().await {
+        if let Ok(Ok(answer)) = joined {
+            answered += 1;
+            last = Some(answer);
+        }
+    }
+    if let Some(answer) = last {
+        println!(
+            "   1000 concurrent reads of sku 42 → {answered} answered {:?} [{}] in {:.0?}",
+            *answer,
+            marked(&answer),
+            started.elapsed()
+        );
+    }
+    println!(
+        "   the database saw {} query: the others waited for its answer",
+        database.calls()
+    );
+
+    chapter("12. The database fails: the last answer is served, stale and marked");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    database.set_healthy(false);
+    for _ in 0..3 {
+        match products.get_with(42, loader(42)).await {
+            Ok(answer) => println!("   read sku 42 → {:?} [{}]", *answer, marked(&answer)),
+            Err(error) => println!("   read sku 42 → failed: {error}"),
+        }
+    }
+    println!(
+        "   the database saw {} queries in all; its breaker is {}",
+        database.calls(),
+        breaker.state()
+    );
+
+    chapter("13. The breaker is open: still answered, and the database is left alone");
+    let before = database.calls();
+    let started = Instant::now();
+    let mut stale = 0;
+    let mut last = None;
+    for _ in 0..1000 {
+        if let Ok(answer) = products.get_with(42, loader(42)).await {
+            stale += usize::from(answer.is_stale());
+            last = Some(answer);
+        }
+    }
+    let per_read = started.elapsed() / 1000;
+    if let Some(answer) = last {
+        println!("   read sku 42 → {:?} [{}]", *answer, marked(&answer));
+    }
+    println!(
+        "   1000 reads: {stale} answered stale in {per_read:.1?} each; {} reached the database",
+        database.calls() - before
+    );
+    println!("   tell the caller: a stale answer is one the cache chose to give rather than fail");
 }
 
 fn show(label: &str, response: Response<Bytes>) {
