@@ -51,6 +51,9 @@ pub(crate) struct Policy {
     pub(crate) lock_poll: Duration,
 }
 
+/// The shared tier and the codec of its values, until the cache is built.
+type RemoteParts<V> = (Arc<dyn RemoteTier>, Arc<dyn Codec<V>>);
+
 pub(crate) type AdmitFnRef<V> = Arc<dyn Fn(&V) -> Admit + Send + Sync>;
 
 /// Builds a [`TieredCache`]; from [`TieredCache::builder`].
@@ -61,7 +64,7 @@ pub struct Builder<K, V> {
     policy: Policy,
     admit: Option<AdmitFnRef<V>>,
     clock: Option<Clock>,
-    remote: Option<(Arc<dyn RemoteTier>, Arc<dyn Codec<V>>)>,
+    remote: Option<RemoteParts<V>>,
     remote_timeout: Duration,
     remote_breaker: Option<CircuitBreaker>,
     _key: std::marker::PhantomData<fn(K)>,
@@ -271,7 +274,13 @@ where
             }
             None => None,
         };
-        let l1 = l1_cache::<K, V>(self.capacity, clock.clone(), &metrics);
+        let lifetime = policy.ttl.saturating_add(
+            policy
+                .stale_while_revalidate
+                .max(policy.stale_if_error)
+                .max(policy.negative_ttl.saturating_sub(policy.ttl)),
+        );
+        let l1 = l1_cache::<K, V>(self.capacity, lifetime, &metrics);
         let wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {
@@ -303,36 +312,15 @@ where
     }
 }
 
-/// Entries expire from L1 at their stale-until time on the cache's clock; reads check
-/// freshness themselves, so the expiry only reclaims memory.
-struct Expiry {
-    clock: Clock,
-}
-
-impl<K, V> moka::Expiry<K, Entry<V>> for Expiry {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        entry: &Entry<V>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_nanos(
-            entry.stale_until.saturating_sub(self.clock.recent()).max(1),
-        ))
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &K,
-        entry: &Entry<V>,
-        updated_at: std::time::Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, entry, updated_at)
-    }
-}
-
-fn l1_cache<K, V>(capacity: u64, clock: Clock, metrics: &Metrics) -> moka::sync::Cache<K, Entry<V>>
+/// moka's own expiry only reclaims memory: reads check each entry's times on the cache's clock.
+/// One cache-wide time to live, the longest any entry can be served (its TTL and the longer
+/// stale window), keeps moka's housekeeping cheaper than a per-entry timer wheel; a negative
+/// entry, shorter-lived, is read as a miss once dead and then held until then or evicted.
+fn l1_cache<K, V>(
+    capacity: u64,
+    lifetime: Duration,
+    metrics: &Metrics,
+) -> moka::sync::Cache<K, Entry<V>>
 where
     K: CacheKey,
     V: Clone + Send + Sync + 'static,
@@ -341,7 +329,7 @@ where
     let expired = metrics.evicted_expired.clone();
     moka::sync::Cache::builder()
         .max_capacity(capacity)
-        .expire_after(Expiry { clock })
+        .time_to_live(lifetime.max(Duration::from_millis(1)))
         .eviction_listener(move |_key, _value, cause| match cause {
             moka::notification::RemovalCause::Size => size.increment(1),
             moka::notification::RemovalCause::Expired => expired.increment(1),

@@ -164,7 +164,7 @@ where
         let mut version = Version::default();
         let mut token = None;
         if let Some(remote) = &self.remote {
-            match self.from_remote(remote, &text, &mut stale, landing).await {
+            match self.read_remote(remote, &text, &mut stale, landing).await {
                 RemoteRead::Answered => return,
                 RemoteRead::Missed { fetched, locked } => {
                     version = fetched;
@@ -256,7 +256,7 @@ where
     }
 
     /// One L2 read: a fresh entry lands; a stale one becomes the stale-if-error candidate.
-    async fn from_remote(
+    async fn read_remote(
         &self,
         remote: &Remote<V>,
         text: &str,
@@ -315,7 +315,7 @@ where
         let mut last = RemoteRead::Down;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(self.policy.lock_poll).await;
-            last = self.from_remote(remote, text, stale, landing).await;
+            last = self.read_remote(remote, text, stale, landing).await;
             match last {
                 RemoteRead::Answered => return last,
                 RemoteRead::Missed { locked: true, .. } => {}
