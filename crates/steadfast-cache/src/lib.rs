@@ -66,11 +66,11 @@
 //! the breaker opens. Reads then go on with L1 and the loader; they never fail because of L2.
 //!
 //! Writes ([`insert`](TieredCache::insert), [`invalidate`](TieredCache::invalidate)) go to L2
-//! and publish a [notice](notice) that drops the key from every other instance's L1. Notices
+//! and publish a [`notice`] that drops the key from every other instance's L1. Notices
 //! sent while an instance's feed is down are lost, so when the feed reconnects the instance
 //! marks all of its L1 for revalidation: no entry from before is served as fresh again.
 //!
-//! Values cross the wire in a versioned [envelope](envelope) with a pluggable [codec](codec);
+//! Values cross the wire in a versioned [`envelope`] with a pluggable [`codec`];
 //! bytes that are not an entry read as a miss and are counted, never a panic.
 //!
 //! # Where it sits
