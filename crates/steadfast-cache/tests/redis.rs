@@ -153,12 +153,25 @@ async fn a_write_in_one_instance_reaches_the_other_within_100ms() {
     a.get_with(5, counted(&calls, "v1".into()))
         .await
         .expect("loaded");
+    // A's fill and unlock run after its callers have their answer.
+    within(Duration::from_secs(1), async || {
+        server.cli(&["exists", "sf:{products:5}"]).trim() == "1"
+            && server.cli(&["exists", "sf:{products:5}:l"]).trim() == "0"
+    })
+    .await;
+    // An L2 hit is one round trip: one MGET reads the entry, its version and its lock.
+    let commands = server.total_calls();
     let from_l2 = b
         .get_with(5, counted(&calls, "never".into()))
         .await
         .expect("L2 hit");
     assert_eq!((from_l2.as_str(), from_l2.source()), ("v1", Source::L2));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        server.total_calls() - commands,
+        1,
+        "one command for an L2 hit"
+    );
 
     a.insert(5, "v2".into()).await.expect("written and told");
     let took = within(Duration::from_millis(100), async || {

@@ -266,6 +266,23 @@ impl RedisServer {
     pub fn calls(&self, command: &str) -> u64 {
         command_calls(&self.cli(&["info", "commandstats"]), command)
     }
+
+    /// The calls of every command so far but `INFO` (which this asks with), from
+    /// `INFO commandstats`.
+    pub fn total_calls(&self) -> u64 {
+        self.cli(&["info", "commandstats"])
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("cmdstat_"))
+            .filter(|line| !line.starts_with("info:"))
+            .filter_map(|line| {
+                let fields = line.split_once(':')?.1;
+                fields
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("calls="))
+                    .and_then(|calls| calls.parse::<u64>().ok())
+            })
+            .sum()
+    }
 }
 
 /// `calls=` of `cmdstat_<command>` in an `INFO commandstats` answer.
