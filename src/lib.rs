@@ -6,11 +6,12 @@
 //! | feature | what it brings |
 //! |---|---|
 //! | `breaker` (default) | [`breaker`]: the lock-free circuit breaker |
-//! | `fallback` | [`fallback`]: fallbacks and degradation switches |
-//! | `idempotency` | [`idempotency`]: Idempotency-Key for HTTP, idempotent business calls |
+//! | `fallback` (default) | [`fallback`]: fallbacks and degradation switches |
+//! | `idempotency` (default) | [`idempotency`]: Idempotency-Key for HTTP, idempotent business calls |
+//! | `cache` (default) | [`cache`]: the two-tier cache (moka in process, Redis shared) |
 //! | `macros` | `#[idempotent]` |
-//! | `redis` | the Redis stores |
-//! | `http` | HTTP classification and the problem+json error mode, for axum |
+//! | `redis` | the Redis idempotency stores and the Redis cache tier |
+//! | `http` (default) | HTTP classification and the problem+json error mode, for axum |
 //! | `tonic` | gRPC classification and errors as `tonic::Status` |
 //! | `serde` | configs that deserialize from files |
 //! | `axum` | per-route fallback tables and the degradation admin router |

@@ -49,6 +49,7 @@ where
         let inner = &self.inner;
         let now = inner.clock.recent();
         let epoch = inner.epoch.load(Ordering::Relaxed);
+        let writes = inner.writes.load(Ordering::Relaxed);
         let mut found = HashMap::new();
         let mut seen = HashSet::new();
         let mut missing = Vec::new();
@@ -58,7 +59,7 @@ where
                 continue;
             }
             let entry = inner.l1.get(&key);
-            match entry.as_ref().map(|entry| entry.lookup(now, epoch)) {
+            match entry.clone().map(|entry| entry.into_lookup(now, epoch)) {
                 Some(Lookup::Fresh(value)) => {
                     inner.metrics.hits_l1.increment(1);
                     found.insert(key, Cached::new(value, Status::Fresh, Source::L1));
@@ -84,20 +85,24 @@ where
         let mut versions = vec![Version::default(); missing.len()];
         let mut still = vec![true; missing.len()];
         if let Some(remote) = &inner.remote {
-            if let Ok(fetched) = inner.guarded(remote, remote.tier.fetch(&texts)).await {
+            if let Ok(fetched) = inner.guarded(remote, || remote.tier.fetch(&texts)).await {
                 let now = inner.clock.recent();
                 for (index, fetched) in fetched.into_iter().enumerate().take(missing.len()) {
                     versions[index] = fetched.version;
-                    let Some(entry) = fetched.value.and_then(|bytes| inner.decode(remote, &bytes))
+                    let Some(entry) = fetched
+                        .value
+                        .and_then(|bytes| inner.decode(remote, &bytes, epoch))
                     else {
                         inner.metrics.misses_l2.increment(1);
                         continue;
                     };
                     let key = &missing[index];
-                    match entry.lookup(now, entry.epoch) {
+                    match entry.clone().into_lookup(now, entry.epoch) {
                         Lookup::Fresh(value) => {
                             inner.metrics.hits_l2.increment(1);
-                            inner.l1.insert(key.clone(), entry);
+                            if inner.writes.load(Ordering::Relaxed) == writes {
+                                inner.l1.insert(key.clone(), entry);
+                            }
                             found
                                 .insert(key.clone(), Cached::new(value, Status::Fresh, Source::L2));
                             still[index] = false;
@@ -134,7 +139,7 @@ where
                         continue;
                     };
                     if let Some(negative) = inner.admit(&value) {
-                        let entry = inner.entry(value.clone(), negative);
+                        let entry = inner.entry(value.clone(), negative, epoch);
                         if let Some(remote) = &inner.remote {
                             if let Ok(bytes) = inner.encode(remote, &entry) {
                                 fills.push(Fill {
@@ -153,7 +158,7 @@ where
                     );
                 }
                 if let (Some(remote), false) = (&inner.remote, fills.is_empty()) {
-                    let _ = inner.guarded(remote, remote.tier.fill(&fills)).await;
+                    let _ = inner.guarded(remote, || remote.tier.fill(&fills)).await;
                 }
                 return Ok(found);
             }

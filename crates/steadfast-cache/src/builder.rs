@@ -15,6 +15,14 @@ use crate::metrics::Metrics;
 use crate::remote::{Listener, RemoteTier};
 use crate::{CacheKey, TieredCache};
 
+/// The longest duration a setting takes: far beyond any sensible TTL, well inside what
+/// moka and `Instant` arithmetic accept.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// How long a load (with its wait for another instance) may take at most: the shared tier's
+/// write versions outlive it, which is what lets a fill tell an older load from a newer write.
+const MAX_LOAD: Duration = Duration::from_secs(3600);
+
 /// What becomes of a loaded value: the business's rule, per cache (see [`Builder::admit`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admit {
@@ -97,7 +105,7 @@ where
                 stale_if_error: Duration::ZERO,
                 jitter: 0.0,
                 load_timeout: Duration::from_secs(10),
-                lock_wait: Duration::from_secs(2),
+                lock_wait: Duration::from_secs(10),
                 lock_poll: Duration::from_millis(10),
             },
             admit: None,
@@ -210,7 +218,9 @@ where
     }
 
     /// How long an instance waits for another instance's load of the same key before loading
-    /// itself (2 s by default), and how often it looks for the value meanwhile (10 ms).
+    /// itself (10 s by default, the default load timeout: a slow database should not turn the
+    /// waiters into a stampede), and how often it looks for the value meanwhile (10 ms). The
+    /// wait ends early when the other instance gives its lock back without a value.
     pub fn lock_wait(mut self, wait: Duration, poll: Duration) -> Self {
         self.policy.lock_wait = wait;
         self.policy.lock_poll = poll;
@@ -228,7 +238,7 @@ where
             || name.len() > 200
             || name
                 .chars()
-                .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+                .any(|c| matches!(c, '{' | '}' | ':') || c.is_whitespace() || c.is_control())
         {
             return Err(BuildError::Name(name));
         }
@@ -244,6 +254,23 @@ where
         }
         if self.remote_timeout.is_zero() {
             return Err(BuildError::Invalid("the remote timeout must be above zero"));
+        }
+        let durations = [
+            policy.ttl,
+            policy.negative_ttl,
+            policy.stale_while_revalidate,
+            policy.stale_if_error,
+            policy.load_timeout,
+            policy.lock_wait,
+            self.remote_timeout,
+        ];
+        if durations.iter().any(|duration| *duration > MAX_DURATION) {
+            return Err(BuildError::Invalid("durations are limited to ten years"));
+        }
+        if policy.load_timeout.saturating_add(policy.lock_wait) > MAX_LOAD {
+            return Err(BuildError::Invalid(
+                "the load timeout and the lock wait must add up to an hour at most",
+            ));
         }
         if policy.lock_poll.is_zero() {
             return Err(BuildError::Invalid(
@@ -298,6 +325,7 @@ where
             admit: self.admit,
             clock,
             epoch: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             flights: Mutex::new(std::collections::HashMap::new()),
             remote,
             metrics,

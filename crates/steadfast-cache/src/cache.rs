@@ -74,13 +74,15 @@ pub(crate) enum Lookup<V> {
 }
 
 impl<V: Clone> Entry<V> {
-    pub(crate) fn lookup(&self, now: u64, epoch: u64) -> Lookup<V> {
+    /// What the entry is worth at `now`, taking its value out: a hit clones the value once,
+    /// in moka's `get`, and no more.
+    pub(crate) fn into_lookup(self, now: u64, epoch: u64) -> Lookup<V> {
         if now < self.fresh_until && self.epoch == epoch {
-            Lookup::Fresh(self.value.clone())
+            Lookup::Fresh(self.value)
         } else if self.revalidate_until > self.fresh_until && now < self.revalidate_until {
-            Lookup::Revalidate(self.value.clone())
+            Lookup::Revalidate(self.value)
         } else if now < self.stale_until {
-            Lookup::Stale(self.clone())
+            Lookup::Stale(self)
         } else {
             Lookup::Miss
         }
@@ -134,6 +136,9 @@ pub(crate) struct Inner<K, V> {
     pub(crate) admit: Option<AdmitFnRef<V>>,
     pub(crate) clock: Clock,
     pub(crate) epoch: AtomicU64,
+    /// Writes and invalidations so far: a batch read fills L1 only if none came while it
+    /// loaded (it is not a flight, so it cannot be superseded key by key).
+    pub(crate) writes: AtomicU64,
     pub(crate) flights: Mutex<HashMap<K, Arc<Flight<V>>>>,
     pub(crate) remote: Option<Remote<V>>,
     pub(crate) metrics: Metrics,
@@ -208,7 +213,11 @@ where
     /// the value, but others may serve the old one until its TTL.
     pub async fn insert(&self, key: K, value: V) -> Result<(), RemoteError> {
         let inner = &self.inner;
-        let entry = inner.entry(value, false);
+        // The cache's admit rule holds for writes too: a value it would not keep is a delete.
+        let Some(negative) = inner.admit(&value) else {
+            return self.invalidate(&key).await;
+        };
+        let entry = inner.entry(value, negative, inner.epoch.load(Ordering::Relaxed));
         let text = inner.entry_key(&key);
         let bytes = match &inner.remote {
             Some(remote) => Some(inner.encode(remote, &entry).map_err(RemoteError::Encode)?),
@@ -216,11 +225,15 @@ where
         };
         let ttl = inner.l2_ttl(&entry);
         inner.supersede(&key);
-        inner.l1.insert(key.clone(), entry);
+        inner.l1.insert(key.clone(), entry.clone());
         if let (Some(remote), Some(bytes)) = (&inner.remote, bytes) {
-            inner
-                .guarded(remote, remote.tier.put(&text, bytes, ttl))
-                .await?;
+            let written = inner
+                .guarded(remote, || remote.tier.put(&text, bytes, ttl))
+                .await;
+            // A load that read L2 before the write reached it may have landed meanwhile.
+            inner.supersede(&key);
+            inner.l1.insert(key.clone(), entry);
+            written?;
             inner.notify(remote, Op::Put, &key).await?;
         }
         Ok(())
@@ -238,7 +251,11 @@ where
         inner.l1.invalidate(key);
         if let Some(remote) = &inner.remote {
             let text = [inner.entry_key(key)];
-            inner.guarded(remote, remote.tier.delete(&text)).await?;
+            let deleted = inner.guarded(remote, || remote.tier.delete(&text)).await;
+            // A load that read L2 before the delete reached it may have landed meanwhile.
+            inner.supersede(key);
+            inner.l1.invalidate(key);
+            deleted?;
             inner.notify(remote, Op::Delete, key).await?;
         }
         Ok(())
@@ -266,7 +283,9 @@ where
     #[inline]
     pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
         let found = match self.l1.get(key) {
-            Some(entry) => entry.lookup(self.clock.recent(), self.epoch.load(Ordering::Relaxed)),
+            Some(entry) => {
+                entry.into_lookup(self.clock.recent(), self.epoch.load(Ordering::Relaxed))
+            }
             None => Lookup::Miss,
         };
         match &found {
@@ -279,7 +298,7 @@ where
 
     /// An entry for `value` stored now: fresh for the TTL less its jitter (the negative TTL
     /// for a negative entry, which has no stale windows).
-    pub(crate) fn entry(&self, value: V, negative: bool) -> Entry<V> {
+    pub(crate) fn entry(&self, value: V, negative: bool, epoch: u64) -> Entry<V> {
         let now = self.clock.recent();
         let policy = &self.policy;
         let (ttl, revalidate, stale) = if negative {
@@ -309,7 +328,7 @@ where
             fresh_until,
             revalidate_until: fresh_until.saturating_add(nanos(revalidate)),
             stale_until: fresh_until.saturating_add(nanos(stale)),
-            epoch: self.epoch.load(Ordering::Relaxed),
+            epoch,
         }
     }
 
@@ -365,7 +384,7 @@ where
     }
 
     /// An L2 entry as an L1 entry, or `None` (counted) for bytes that are not one.
-    pub(crate) fn decode(&self, remote: &Remote<V>, bytes: &[u8]) -> Option<Entry<V>> {
+    pub(crate) fn decode(&self, remote: &Remote<V>, bytes: &[u8], epoch: u64) -> Option<Entry<V>> {
         let decoded = Envelope::decode(bytes)
             .ok()
             .and_then(|(envelope, payload)| Some((envelope, remote.codec.decode(payload).ok()?)));
@@ -386,27 +405,28 @@ where
             fresh_until,
             revalidate_until: fresh_until.saturating_add(revalidate).min(stale_until),
             stale_until,
-            epoch: self.epoch.load(Ordering::Relaxed),
+            epoch,
         })
     }
 
     /// Stops a load under way for `key` from filling the tiers: a write or invalidation came
     /// after it started, so its value may be older.
     pub(crate) fn supersede(&self, key: &K) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         self.flights.lock().remove(key);
     }
 
     /// Runs a shared-tier call through the tier's breaker and timeout.
-    pub(crate) async fn guarded<T>(
+    pub(crate) async fn guarded<'a, T>(
         &self,
         remote: &Remote<V>,
-        call: BoxFuture<'_, Result<T, RemoteError>>,
+        call: impl FnOnce() -> BoxFuture<'a, Result<T, RemoteError>>,
     ) -> Result<T, RemoteError> {
         let Ok(permit) = remote.breaker.try_acquire() else {
             self.metrics.remote_errors.increment(1);
             return Err(RemoteError::Rejected);
         };
-        let result = match tokio::time::timeout(remote.timeout, call).await {
+        let result = match tokio::time::timeout(remote.timeout, call()).await {
             Ok(result) => result,
             Err(_) => Err(RemoteError::TimedOut),
         };
@@ -429,7 +449,7 @@ where
             key: &text,
         };
         let bytes = Bytes::from(notice.encode());
-        self.guarded(remote, remote.tier.publish(bytes)).await?;
+        self.guarded(remote, || remote.tier.publish(bytes)).await?;
         self.metrics.sent.increment(1);
         Ok(())
     }

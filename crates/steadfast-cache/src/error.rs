@@ -19,7 +19,7 @@ pub enum Error<E> {
     Load(Arc<E>),
     /// The loader ran past the cache's load timeout and was dropped.
     TimedOut(Duration),
-    /// The loader panicked.
+    /// The loader panicked, or its task never ran (no Tokio runtime, or one shutting down).
     Panicked,
 }
 
@@ -72,8 +72,9 @@ where
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The name is empty, longer than 200 bytes, or holds `{`, `}`, whitespace or control
-    /// characters (it becomes part of Redis keys and metric labels).
+    /// The name is empty, longer than 200 bytes, or holds `{`, `}`, `:`, whitespace or control
+    /// characters (it becomes part of Redis keys, where `:` would let two caches' keys meet,
+    /// and of metric labels).
     Name(String),
     /// A setting out of range: which one and why.
     Invalid(&'static str),
@@ -86,7 +87,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::Name(name) => write!(
                 f,
-                "cache name {name:?} must be 1 to 200 bytes without braces, spaces or control characters"
+                "cache name {name:?} must be 1 to 200 bytes without braces, colons, spaces or control characters"
             ),
             BuildError::Invalid(why) => write!(f, "invalid cache setting: {why}"),
             BuildError::Breaker(why) => write!(f, "the shared tier's breaker: {why}"),

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,16 +136,23 @@ where
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Send + Sync + 'static,
     {
-        let inner = self.clone();
-        tokio::spawn(async move {
-            let mut guard = Landing {
-                inner: &inner,
-                key: &key,
-                flight: &flight,
-                landed: false,
-            };
+        // Built before the task, and moved into it: if the task never runs (no runtime, or
+        // one shutting down drops it unpolled), dropping the guard still answers the waiters.
+        let mut landing = Landing {
+            inner: self.clone(),
+            key,
+            flight,
+            epoch: self.epoch.load(Ordering::Relaxed),
+            landed: false,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let inner = landing.inner.clone();
+            let key = landing.key.clone();
             let stale = stale.map(|entry| (entry, Source::L1));
-            inner.resolve(&key, loader, stale, &mut guard).await;
+            inner.resolve(&key, loader, stale, &mut landing).await;
         });
     }
 
@@ -154,7 +162,7 @@ where
         key: &K,
         loader: F,
         mut stale: Option<(Entry<V>, Source)>,
-        landing: &mut Landing<'_, K, V>,
+        landing: &mut Landing<K, V>,
     ) where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
@@ -176,9 +184,12 @@ where
                         }
                     } else {
                         let mine = fastrand::u64(1..);
-                        let ttl = self.policy.load_timeout + self.policy.load_timeout / 2;
+                        let ttl = self
+                            .policy
+                            .load_timeout
+                            .saturating_add(self.policy.load_timeout / 2);
                         match self
-                            .guarded(remote, remote.tier.lock(&text, mine, ttl))
+                            .guarded(remote, || remote.tier.lock(&text, mine, ttl))
                             .await
                         {
                             Ok(true) => token = Some(mine),
@@ -207,7 +218,7 @@ where
             Ok(Ok(value)) => {
                 self.metrics.loads_ok.increment(1);
                 let keep = self.admit(&value);
-                let entry = keep.map(|negative| self.entry(value.clone(), negative));
+                let entry = keep.map(|negative| self.entry(value.clone(), negative, landing.epoch));
                 landing.land(
                     Landed::Value(Cached::new(value, Status::Fresh, Source::Loader)),
                     entry.clone(),
@@ -220,7 +231,11 @@ where
                             ttl: self.l2_ttl(&entry),
                             version,
                         }];
-                        let _ = self.guarded(remote, remote.tier.fill(&fill)).await;
+                        // Refused: a write came after the load started, so what this load
+                        // put in L1 may be older than L2; the next read takes L2's.
+                        if let Ok(0) = self.guarded(remote, || remote.tier.fill(&fill)).await {
+                            self.l1.invalidate(key);
+                        }
                     }
                 }
                 None
@@ -251,7 +266,9 @@ where
             landing.land(landed, None);
         }
         if let (Some(remote), Some(token)) = (&self.remote, token) {
-            let _ = self.guarded(remote, remote.tier.unlock(&text, token)).await;
+            let _ = self
+                .guarded(remote, || remote.tier.unlock(&text, token))
+                .await;
         }
     }
 
@@ -261,10 +278,10 @@ where
         remote: &Remote<V>,
         text: &str,
         stale: &mut Option<(Entry<V>, Source)>,
-        landing: &mut Landing<'_, K, V>,
+        landing: &mut Landing<K, V>,
     ) -> RemoteRead {
         let keys = [text.to_owned()];
-        let fetched = match self.guarded(remote, remote.tier.fetch(&keys)).await {
+        let fetched = match self.guarded(remote, || remote.tier.fetch(&keys)).await {
             Ok(mut fetched) => fetched.pop().unwrap_or_default(),
             Err(_) => return RemoteRead::Down,
         };
@@ -273,9 +290,9 @@ where
             version,
             locked,
         } = fetched;
-        if let Some(entry) = value.and_then(|bytes| self.decode(remote, &bytes)) {
+        if let Some(entry) = value.and_then(|bytes| self.decode(remote, &bytes, landing.epoch)) {
             let now = self.clock.recent();
-            match entry.lookup(now, entry.epoch) {
+            match entry.clone().into_lookup(now, entry.epoch) {
                 Lookup::Fresh(value) => {
                     self.metrics.hits_l2.increment(1);
                     landing.land(
@@ -309,12 +326,16 @@ where
         remote: &Remote<V>,
         text: &str,
         stale: &mut Option<(Entry<V>, Source)>,
-        landing: &mut Landing<'_, K, V>,
+        landing: &mut Landing<K, V>,
     ) -> RemoteRead {
         let deadline = tokio::time::Instant::now() + self.policy.lock_wait;
         let mut last = RemoteRead::Down;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(self.policy.lock_poll).await;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(self.policy.lock_poll.min(left)).await;
             last = self.read_remote(remote, text, stale, landing).await;
             match last {
                 RemoteRead::Answered => return last,
@@ -335,14 +356,16 @@ enum RemoteRead {
 
 /// Ends a flight exactly once: with its answer, or, if the load task ends without one (the
 /// loader panicked, the runtime shut down), with [`Failure::Panicked`] so no waiter hangs.
-pub(crate) struct Landing<'a, K: CacheKey, V: Clone + Send + Sync + 'static> {
-    inner: &'a Inner<K, V>,
-    key: &'a K,
-    flight: &'a Arc<Flight<V>>,
+pub(crate) struct Landing<K: CacheKey, V: Clone + Send + Sync + 'static> {
+    inner: Arc<Inner<K, V>>,
+    key: K,
+    flight: Arc<Flight<V>>,
+    /// The invalidation-feed epoch when the load started: what it stores is no fresher.
+    pub(crate) epoch: u64,
     landed: bool,
 }
 
-impl<K, V> Landing<'_, K, V>
+impl<K, V> Landing<K, V>
 where
     K: CacheKey,
     V: Clone + Send + Sync + 'static,
@@ -352,24 +375,25 @@ where
         if self.landed {
             return;
         }
-        self.landed = true;
         {
             let mut flights = self.inner.flights.lock();
             let current = flights
-                .get(self.key)
-                .is_some_and(|flight| Arc::ptr_eq(flight, self.flight));
+                .get(&self.key)
+                .is_some_and(|flight| Arc::ptr_eq(flight, &self.flight));
             if current {
-                flights.remove(self.key);
+                flights.remove(&self.key);
                 if let Some(entry) = entry {
                     self.inner.l1.insert(self.key.clone(), entry);
                 }
             }
         }
         self.flight.landed.send_replace(Some(landed));
+        // Only now: should anything above panic, the drop still answers the waiters.
+        self.landed = true;
     }
 }
 
-impl<K, V> Drop for Landing<'_, K, V>
+impl<K, V> Drop for Landing<K, V>
 where
     K: CacheKey,
     V: Clone + Send + Sync + 'static,

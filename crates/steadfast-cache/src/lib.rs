@@ -31,8 +31,9 @@
 //!
 //! # The read path
 //!
-//! [`TieredCache::get_with`] answers a fresh L1 entry at once: one moka lookup and one clock
-//! read, no allocation, no lock. Otherwise it starts (or joins) the key's *load*, which runs on
+//! [`TieredCache::get_with`] answers a fresh L1 entry at once: one moka lookup (which clones
+//! the value: keep large values in an `Arc`) and one clock read, no lock, and no allocation
+//! beyond moka's own housekeeping. Otherwise it starts (or joins) the key's *load*, which runs on
 //! its own task:
 //!
 //! 1. **L2**: one round trip reads the entry, the key's write version and its load lock. A
@@ -40,7 +41,8 @@
 //! 2. **The lock across instances**: the first instance to miss takes the key's lock and
 //!    loads; the others look for its value every few milliseconds, and load themselves only if
 //!    the lock goes away without one or the [wait](Builder::lock_wait) runs out.
-//! 3. **The loader**, cut off at the [load timeout](Builder::load_timeout). Its value answers
+//! 3. **The loader**, cut off at the [load timeout](Builder::load_timeout). (A caller waits
+//!    at most the L2 calls' timeouts, the lock wait and the load timeout together.) Its value answers
 //!    every caller waiting on the key, fills L1 at once and then L2 — unless a write or
 //!    invalidation of the key came after the load started: then the value is answered but not
 //!    stored, so a slow loader never writes an older value over a newer one.
@@ -55,6 +57,13 @@
 //!   marked [`Stale::Revalidating`], while a background load refreshes it;
 //! - within [stale-if-error](Builder::stale_if_error): loaded again, and answered marked
 //!   [`Stale::LoadFailed`] if the load fails, times out, or the loader's breaker is open.
+//!   The breaker's refusal is told apart (`Reason::BreakerOpen`) when the loader's error is
+//!   the breaker's [`Rejected`](steadfast_breaker::Rejected) itself or a boxed error whose
+//!   `source()` chain holds it (`breaker.layer().boxed_errors()`); a typed
+//!   `steadfast_breaker::Error<E>` reads as `Reason::Error`.
+//!
+//! An entry marked for revalidation after a resync (below) is not fresh even within its TTL;
+//! until its TTL ends it is still a stale value to answer, marked, if its reload fails.
 //!
 //! What is stored at all is the business's rule ([`Builder::admit`]): values, "not found" as a
 //! negative entry with its own TTL, never errors, or any predicate.
@@ -104,3 +113,9 @@ pub use cache::TieredCache;
 pub use cached::{Cached, Source, Stale, Status};
 pub use error::{BuildError, Error, RemoteError};
 pub use key::CacheKey;
+
+/// The Redis client the [`RedisTier`](remote::RedisTier) is built from, so that its version is
+/// the one this crate was built with.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use fred;

@@ -520,7 +520,7 @@ fn bad_settings_are_refused_with_what_is_wrong() {
             .map(|_| ())
             .unwrap_err()
     };
-    for name in ["", "has space", "brace{", "brace}", "tab\t"] {
+    for name in ["", "has space", "brace{", "brace}", "tab\t", "a:b"] {
         assert!(matches!(
             TieredCache::<u64, String>::builder(name).build(),
             Err(BuildError::Name(_))
@@ -546,4 +546,34 @@ fn bad_settings_are_refused_with_what_is_wrong() {
     ));
     let message = build(|b| b.ttl(Duration::ZERO)).to_string();
     assert!(message.contains("TTL"), "{message}");
+}
+
+/// Polls a future to its end on this thread, outside any Tokio runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(output) => return output,
+            std::task::Poll::Pending => std::thread::park_timeout(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn a_miss_outside_a_tokio_runtime_fails_and_never_hangs() {
+    let cache: TieredCache<u64, String> = TieredCache::builder("no-runtime")
+        .build()
+        .expect("a valid cache");
+    for _ in 0..2 {
+        let answer = block_on(cache.get_with(1, || async { Ok::<_, DbError>("v".to_owned()) }));
+        assert!(matches!(answer, Err(Error::Panicked)));
+    }
 }

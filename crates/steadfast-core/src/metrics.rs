@@ -152,7 +152,10 @@ pub fn describe() {
         ::metrics::Unit::Seconds,
         "Cache loader run time."
     );
-    describe_counter!(CACHE_EVICTIONS, "In-process cache entries evicted, by cause.");
+    describe_counter!(
+        CACHE_EVICTIONS,
+        "In-process cache entries evicted, by cause."
+    );
     describe_counter!(
         CACHE_INVALIDATIONS_SENT,
         "Cache writes and deletes told to other instances."

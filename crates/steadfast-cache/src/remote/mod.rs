@@ -78,6 +78,9 @@ pub trait Listener: Send + Sync {
 }
 
 /// A store shared by every instance: Redis, or anything with the same few operations.
+///
+/// The cache asks its breaker before it calls a method, and drops the returned future when the
+/// call times out: do the work inside the future, so that a timed-out call stops with it.
 pub trait RemoteTier: Send + Sync + 'static {
     /// Reads entries with their versions and lock flags, in the order of `keys`. One round trip
     /// for all keys where the store allows it.

@@ -36,7 +36,12 @@ pub const DEFAULT_CHANNEL: &str = "steadfast:cache:notices";
 /// let config = Config::from_url("redis://127.0.0.1:6379")?;
 /// let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
 /// let client = Builder::from_config(config.clone()).set_policy(policy.clone()).build()?;
-/// let subscriber = Builder::from_config(config).set_policy(policy).build_subscriber_client()?;
+/// // Room for bursts of notices: a listener that falls behind loses some, and then marks its
+/// // whole L1 for revalidation.
+/// let subscriber = Builder::from_config(config)
+///     .set_policy(policy)
+///     .with_performance_config(|performance| performance.broadcast_channel_capacity = 4096)
+///     .build_subscriber_client()?;
 /// client.init().await?;
 /// subscriber.init().await?;
 /// let tier = RedisTier::with_notices(client, subscriber).await?;
@@ -51,8 +56,8 @@ pub const DEFAULT_CHANNEL: &str = "steadfast:cache:notices";
 ///
 /// # Keys
 ///
-/// Beside each entry `sf:{cache:key}` the tier keeps `sf:{cache:key}:v`, a counter every write
-/// and delete increments (kept for ten minutes past the last change: longer than any load may
+/// Beside each entry `sf:{cache:key}` the tier keeps `sf:{cache:key}:v`, a random version every
+/// write and delete replaces (kept for two hours past the last change: longer than any load may
 /// run), and `sf:{cache:key}:l`, the load lock. The three share the entry's hash tag, so one
 /// `MGET` reads them together, on a cluster too.
 ///
@@ -65,8 +70,14 @@ pub const DEFAULT_CHANNEL: &str = "steadfast:cache:notices";
 /// # Reconnection
 ///
 /// The tier sets no timeouts (the cache times every call). Give both clients a reconnect
-/// policy. When the subscriber reconnects, it subscribes again and the tier tells every cache,
-/// which marks its L1 for revalidation: notices sent meanwhile were lost.
+/// policy. When the subscriber reconnects, the tier subscribes again (retrying until it can)
+/// and then tells every cache, which marks its L1 for revalidation: notices sent meanwhile
+/// were lost. The same happens when the subscriber's message buffer overflows (fred keeps 32
+/// messages by default; raise `broadcast_channel_capacity` for bursts of writes), and when the
+/// subscriber is closed, after which the tier hears nothing more.
+///
+/// Every cache on one channel hears every notice on it: give each service its own channel
+/// ([`with_notices_on`](Self::with_notices_on)) when many share one Redis.
 #[derive(Clone)]
 pub struct RedisTier {
     inner: Arc<Shared>,
@@ -131,13 +142,9 @@ impl RedisTier {
         let mut messages = subscriber.message_rx();
         let mut reconnects = subscriber.reconnect_rx();
         subscriber.subscribe(channel).await?;
-        // Subscribes again after each reconnection.
-        let _resubscribe = subscriber.manage_subscriptions();
         let shared = Arc::downgrade(&tier.inner);
         let channel = channel.to_owned();
         let task = tokio::spawn(async move {
-            // Held so the subscriber's connection lives as long as this task.
-            let _subscriber = subscriber;
             loop {
                 tokio::select! {
                     message = messages.recv() => match message {
@@ -153,15 +160,33 @@ impl RedisTier {
                             let Some(shared) = shared.upgrade() else { return };
                             shared.tell(Incoming::Reconnected);
                         }
-                        Err(RecvError::Closed) => return,
-                    },
-                    reconnect = reconnects.recv() => match reconnect {
-                        Ok(_) | Err(RecvError::Lagged(_)) => {
-                            let Some(shared) = shared.upgrade() else { return };
-                            shared.tell(Incoming::Reconnected);
+                        Err(RecvError::Closed) => {
+                            if let Some(shared) = shared.upgrade() {
+                                shared.tell(Incoming::Reconnected);
+                            }
+                            return;
                         }
-                        Err(RecvError::Closed) => return,
                     },
+                    reconnect = reconnects.recv() => {
+                        if matches!(reconnect, Err(RecvError::Closed)) {
+                            if let Some(shared) = shared.upgrade() {
+                                shared.tell(Incoming::Reconnected);
+                            }
+                            return;
+                        }
+                        // Subscribe again first, then tell the caches: an entry loaded between
+                        // their resync and the subscription could miss a notice.
+                        let mut delay = Duration::from_millis(20);
+                        while subscriber.resubscribe_all().await.is_err() {
+                            if shared.strong_count() == 0 {
+                                return;
+                            }
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(2));
+                        }
+                        let Some(shared) = shared.upgrade() else { return };
+                        shared.tell(Incoming::Reconnected);
+                    }
                 }
             }
         });
@@ -211,18 +236,18 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// Writes ARGV[1] under KEYS[1] for ARGV[2] ms and moves the version on (kept ARGV[3] ms).
+/// Writes ARGV[1] under KEYS[1] for ARGV[2] ms and sets the version to ARGV[4], a fresh random
+/// value (kept ARGV[3] ms). Random rather than counted: a counter that expired would start
+/// again at 1 and could meet a version a slow load read long ago.
 const PUT_LUA: &str = r"
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// Deletes KEYS[1] and moves the version on (kept ARGV[1] ms).
+/// Deletes KEYS[1] and sets the version to ARGV[2], a fresh random value (kept ARGV[1] ms).
 const DELETE_LUA: &str = r"
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
 redis.call('DEL', KEYS[1])
 return 1
 ";
@@ -240,9 +265,14 @@ static PUT: LazyLock<Script> = LazyLock::new(|| Script::from_lua(PUT_LUA));
 static DELETE: LazyLock<Script> = LazyLock::new(|| Script::from_lua(DELETE_LUA));
 static UNLOCK: LazyLock<Script> = LazyLock::new(|| Script::from_lua(UNLOCK_LUA));
 
-/// How long a version outlives the entry's last change: longer than any load may run, so a
-/// load that read the old version always sees the change.
-const VERSION_MILLIS: i64 = 10 * 60 * 1000;
+/// How long a version outlives the entry's last change: longer than any load may run (the
+/// cache refuses settings past an hour), so a load that read the old version sees the change.
+const VERSION_MILLIS: i64 = 2 * 60 * 60 * 1000;
+
+/// A version no earlier write used (with overwhelming likelihood).
+fn new_version() -> Value {
+    Value::from(format!("{:016x}", fastrand::u64(..)))
+}
 
 fn version_key(key: &str) -> String {
     format!("{key}:v")
@@ -402,6 +432,7 @@ impl RemoteTier for RedisTier {
                 Value::Bytes(value),
                 Value::Integer(millis(ttl)),
                 Value::Integer(VERSION_MILLIS),
+                new_version(),
             ];
             let _: i64 = PUT
                 .evalsha_with_reload(
@@ -422,7 +453,7 @@ impl RemoteTier for RedisTier {
                     .evalsha_with_reload(
                         &self.inner.client,
                         vec![key.clone(), version_key(key)],
-                        vec![Value::Integer(VERSION_MILLIS)],
+                        vec![Value::Integer(VERSION_MILLIS), new_version()],
                     )
                     .await
                     .map_err(failed)?;
