@@ -64,7 +64,7 @@ where
                     inner.metrics.hits_l1.increment(1);
                     found.insert(key, Cached::new(value, Status::Fresh, Source::L1));
                 }
-                Some(Lookup::Revalidate(_) | Lookup::Stale(_)) => {
+                Some(Lookup::Quiet(..) | Lookup::Revalidate(_) | Lookup::Stale(_)) => {
                     inner.metrics.misses_l1.increment(1);
                     if let Some(entry) = entry {
                         stale.insert(key.clone(), (entry, Source::L1));
@@ -107,7 +107,7 @@ where
                                 .insert(key.clone(), Cached::new(value, Status::Fresh, Source::L2));
                             still[index] = false;
                         }
-                        Lookup::Revalidate(_) | Lookup::Stale(_) => {
+                        Lookup::Quiet(..) | Lookup::Revalidate(_) | Lookup::Stale(_) => {
                             inner.metrics.misses_l2.increment(1);
                             stale.insert(key.clone(), (entry, Source::L2));
                         }

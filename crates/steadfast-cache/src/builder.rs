@@ -57,6 +57,7 @@ pub(crate) struct Policy {
     pub(crate) load_timeout: Duration,
     pub(crate) lock_wait: Duration,
     pub(crate) lock_poll: Duration,
+    pub(crate) retry_after_error: Duration,
 }
 
 /// The shared tier and the codec of its values, until the cache is built.
@@ -107,6 +108,7 @@ where
                 load_timeout: Duration::from_secs(10),
                 lock_wait: Duration::from_secs(10),
                 lock_poll: Duration::from_millis(10),
+                retry_after_error: Duration::from_secs(1),
             },
             admit: None,
             clock: None,
@@ -154,6 +156,14 @@ where
     /// an upper bound.
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.policy.jitter = fraction;
+        self
+    }
+
+    /// After a failed load answered a stale value, for how long reads answer it at once, marked
+    /// stale, before one of them tries a load again (1 s by default). Without it, every read of
+    /// a key during an outage would start a load of its own and wait for it to fail.
+    pub fn retry_after_error(mut self, wait: Duration) -> Self {
+        self.policy.retry_after_error = wait;
         self
     }
 
@@ -262,6 +272,7 @@ where
             policy.stale_if_error,
             policy.load_timeout,
             policy.lock_wait,
+            policy.retry_after_error,
             self.remote_timeout,
         ];
         if durations.iter().any(|duration| *duration > MAX_DURATION) {

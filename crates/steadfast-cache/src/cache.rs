@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use steadfast_breaker::CircuitBreaker;
-use steadfast_core::Clock;
+use steadfast_core::{Clock, Reason};
 
 use crate::builder::{AdmitFnRef, Policy};
 use crate::cached::{Cached, Source, Stale, Status};
@@ -61,11 +61,17 @@ pub(crate) struct Entry<V> {
     /// The invalidation-feed epoch the entry was stored in: an entry from before the feed last
     /// reconnected may have missed a notice and is never fresh.
     pub(crate) epoch: u64,
+    /// After a failed load answered this entry stale: until then, reads answer it stale at
+    /// once instead of loading again, so an outage is not met with a load per read.
+    pub(crate) quiet_until: u64,
+    pub(crate) failure: Reason,
 }
 
 /// What an L1 lookup found.
 pub(crate) enum Lookup<V> {
     Fresh(V),
+    /// A load just failed: answer it stale, for this reason, without loading again yet.
+    Quiet(V, Reason),
     /// Within stale-while-revalidate: answer it, refresh in the background.
     Revalidate(V),
     /// Past fresh but within stale-if-error: load, and answer it if the load fails.
@@ -79,6 +85,8 @@ impl<V: Clone> Entry<V> {
     pub(crate) fn into_lookup(self, now: u64, epoch: u64) -> Lookup<V> {
         if now < self.fresh_until && self.epoch == epoch {
             Lookup::Fresh(self.value)
+        } else if now < self.quiet_until && now < self.stale_until {
+            Lookup::Quiet(self.value, self.failure)
         } else if self.revalidate_until > self.fresh_until && now < self.revalidate_until {
             Lookup::Revalidate(self.value)
         } else if now < self.stale_until {
@@ -190,6 +198,11 @@ where
                     Source::L1,
                 ))
             }
+            Lookup::Quiet(value, reason) => Ok(Cached::new(
+                value,
+                Status::Stale(Stale::LoadFailed(reason)),
+                Source::L1,
+            )),
             Lookup::Stale(entry) => self.inner.load(key, loader, Some(entry)).await,
             Lookup::Miss => self.inner.load(key, loader, None).await,
         }
@@ -291,6 +304,7 @@ where
         match &found {
             Lookup::Fresh(_) => self.metrics.hits_l1.increment(1),
             Lookup::Revalidate(_) => self.metrics.stale_revalidate.increment(1),
+            Lookup::Quiet(..) => self.metrics.stale_error.increment(1),
             _ => self.metrics.misses_l1.increment(1),
         }
         found
@@ -329,6 +343,8 @@ where
             revalidate_until: fresh_until.saturating_add(nanos(revalidate)),
             stale_until: fresh_until.saturating_add(nanos(stale)),
             epoch,
+            quiet_until: 0,
+            failure: Reason::Error,
         }
     }
 
@@ -406,6 +422,8 @@ where
             revalidate_until: fresh_until.saturating_add(revalidate).min(stale_until),
             stale_until,
             epoch,
+            quiet_until: 0,
+            failure: Reason::Error,
         })
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use steadfast_core::Reason;
 use tokio::sync::watch;
 
-use crate::cache::{Entry, Inner, Lookup, Remote};
+use crate::cache::{nanos, Entry, Inner, Lookup, Remote};
 use crate::cached::{Cached, Source, Stale, Status};
 use crate::error::Error;
 use crate::remote::{Fetched, Fill, Version};
@@ -252,18 +252,23 @@ where
         };
         if let Some((failure, reason)) = failure {
             let now = self.clock.recent();
-            let landed = match stale.filter(|(entry, _)| now < entry.stale_until) {
+            let (landed, held) = match stale.filter(|(entry, _)| now < entry.stale_until) {
                 Some((entry, source)) => {
                     self.metrics.stale_error.increment(1);
-                    Landed::Value(Cached::new(
+                    // Kept in L1, quiet for a while: the next reads answer it at once.
+                    let mut held = entry.clone();
+                    held.quiet_until = now.saturating_add(nanos(self.policy.retry_after_error));
+                    held.failure = reason;
+                    let answer = Cached::new(
                         entry.value,
                         Status::Stale(Stale::LoadFailed(reason)),
                         source,
-                    ))
+                    );
+                    (Landed::Value(answer), Some(held))
                 }
-                None => Landed::Failed(failure),
+                None => (Landed::Failed(failure), None),
             };
-            landing.land(landed, None);
+            landing.land(landed, held);
         }
         if let (Some(remote), Some(token)) = (&self.remote, token) {
             let _ = self
@@ -302,7 +307,7 @@ where
                     return RemoteRead::Answered;
                 }
                 Lookup::Miss => {}
-                Lookup::Revalidate(_) | Lookup::Stale(_) => {
+                Lookup::Quiet(..) | Lookup::Revalidate(_) | Lookup::Stale(_) => {
                     let newer = stale
                         .as_ref()
                         .is_none_or(|(held, _)| held.stale_until < entry.stale_until);

@@ -57,6 +57,8 @@
 //!   marked [`Stale::Revalidating`], while a background load refreshes it;
 //! - within [stale-if-error](Builder::stale_if_error): loaded again, and answered marked
 //!   [`Stale::LoadFailed`] if the load fails, times out, or the loader's breaker is open.
+//!   For a while after such a failure ([`retry_after_error`](Builder::retry_after_error)),
+//!   reads answer the stale value at once instead of each trying a load.
 //!   The breaker's refusal is told apart (`Reason::BreakerOpen`) when the loader's error is
 //!   the breaker's [`Rejected`](steadfast_breaker::Rejected) itself or a boxed error whose
 //!   `source()` chain holds it (`breaker.layer().boxed_errors()`); a typed

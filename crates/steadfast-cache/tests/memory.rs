@@ -165,7 +165,19 @@ async fn stale_if_error_serves_the_old_value_marked_then_gives_up_at_its_end() {
     );
     assert_eq!(stale.source(), Source::L1);
 
+    // For a second after the failure, reads answer the stale value without loading again.
+    let quiet = cache
+        .get_with(1, counted(&calls, "not yet"))
+        .await
+        .expect("stale");
+    assert_eq!(
+        (quiet.as_str(), quiet.status()),
+        ("v1", Status::Stale(Stale::LoadFailed(Reason::Error)))
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
     // Recovered: the load succeeds and the entry is fresh again.
+    clock.advance(Duration::from_secs(1));
     let fresh = cache
         .get_with(1, counted(&calls, "v2"))
         .await
