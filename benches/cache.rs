@@ -55,7 +55,7 @@ use bytes::Bytes;
 use cached::macros::{cached, concurrent_cached};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http_body_util::Full;
-use steadfast::cache::{Source, TieredCache};
+use steadfast::cache::{L1Kind, Source, TieredCache};
 use tower::{service_fn, Layer, Service};
 
 /// Entries in every cache.
@@ -194,7 +194,12 @@ fn quick() -> quick_cache::sync::Cache<u64, Value> {
 }
 
 fn steadfast() -> TieredCache<u64, Value> {
+    steadfast_on(L1Kind::Moka)
+}
+
+fn steadfast_on(kind: L1Kind) -> TieredCache<u64, Value> {
     let cache = TieredCache::builder("bench")
+        .l1(kind)
         .max_capacity(CAPACITY)
         .ttl(TTL)
         .build()
@@ -373,6 +378,15 @@ fn hit(c: &mut Criterion) {
     });
     drop(cache);
 
+    let cache = steadfast_on(L1Kind::Quick);
+    group.bench_function("steadfast_quick_peek", |b| {
+        b.iter(|| black_box(cache.peek(black_box(&HOT))))
+    });
+    group.bench_function("steadfast_quick_get_with", |b| {
+        b.iter(|| black_box(poll_once(cache.get_with(black_box(HOT), no_load))))
+    });
+    drop(cache);
+
     fill_cached();
     let loads = CACHED_LOADS.load(Ordering::Relaxed);
     group.bench_function("cached_macro", |b| {
@@ -495,6 +509,15 @@ fn hit_spread(c: &mut Criterion) {
             black_box(poll_once(cache.get_with(key, no_load)))
         })
     });
+    drop(cache);
+
+    let cache = steadfast_on(L1Kind::Quick);
+    group.bench_function("steadfast_quick_get_with", |b| {
+        b.iter(|| {
+            let key = *next.next().expect("endless");
+            black_box(poll_once(cache.get_with(key, no_load)))
+        })
+    });
 
     group.finish();
 }
@@ -505,7 +528,10 @@ fn threads(c: &mut Criterion) {
     group.sample_size(30);
 
     let moka = moka_plain();
-    let cache = steadfast();
+    let caches = [
+        ("steadfast", steadfast()),
+        ("steadfast_quick", steadfast_on(L1Kind::Quick)),
+    ];
     for (name, own_key) in [("same_key", false), ("own_key", true)] {
         for n in [1, 2] {
             group.bench_with_input(BenchmarkId::new(format!("moka_{name}"), n), &n, |b, &n| {
@@ -524,27 +550,29 @@ fn threads(c: &mut Criterion) {
                     })
                 })
             });
-            group.bench_with_input(
-                BenchmarkId::new(format!("steadfast_{name}"), n),
-                &n,
-                |b, &n| {
-                    b.iter_custom(|iters| {
-                        let thread = AtomicU64::new(0);
-                        parallel(n, iters, || {
-                            let key = if own_key {
-                                HOT + thread.fetch_add(1, Ordering::Relaxed)
-                            } else {
-                                HOT
-                            };
-                            let cache = &cache;
-                            move || {
-                                black_box(poll_once(cache.get_with(black_box(key), no_load)))
-                                    .expect("a hit");
-                            }
+            for (label, cache) in &caches {
+                group.bench_with_input(
+                    BenchmarkId::new(format!("{label}_{name}"), n),
+                    &n,
+                    |b, &n| {
+                        b.iter_custom(|iters| {
+                            let thread = AtomicU64::new(0);
+                            parallel(n, iters, || {
+                                let key = if own_key {
+                                    HOT + thread.fetch_add(1, Ordering::Relaxed)
+                                } else {
+                                    HOT
+                                };
+                                let cache = cache;
+                                move || {
+                                    black_box(poll_once(cache.get_with(black_box(key), no_load)))
+                                        .expect("a hit");
+                                }
+                            })
                         })
-                    })
-                },
-            );
+                    },
+                );
+            }
         }
     }
 

@@ -8,9 +8,10 @@ use parking_lot::Mutex;
 use steadfast_breaker::CircuitBreaker;
 use steadfast_core::Clock;
 
-use crate::cache::{Entry, Inner, Remote, Timebase};
+use crate::cache::{Inner, Remote, Timebase};
 use crate::codec::{Codec, Json};
 use crate::error::BuildError;
+use crate::l1::{L1Kind, L1};
 use crate::metrics::Metrics;
 use crate::remote::{Listener, RemoteTier};
 use crate::{CacheKey, TieredCache};
@@ -70,6 +71,7 @@ pub(crate) type AdmitFnRef<V> = Arc<dyn Fn(&V) -> Admit + Send + Sync>;
 pub struct Builder<K, V> {
     name: String,
     capacity: u64,
+    l1: L1Kind,
     policy: Policy,
     admit: Option<AdmitFnRef<V>>,
     clock: Option<Clock>,
@@ -99,6 +101,7 @@ where
         Self {
             name: name.into(),
             capacity: 10_000,
+            l1: L1Kind::Moka,
             policy: Policy {
                 ttl: Duration::from_secs(60),
                 negative_ttl: Duration::ZERO,
@@ -122,6 +125,13 @@ where
     /// The most entries L1 holds (10 000 by default); past it, the least recently used go.
     pub fn max_capacity(mut self, entries: u64) -> Self {
         self.capacity = entries;
+        self
+    }
+
+    /// The in-process store ([`L1Kind::Moka`] by default; [`L1Kind::Quick`] for the cheapest
+    /// hit).
+    pub fn l1(mut self, kind: L1Kind) -> Self {
+        self.l1 = kind;
         self
     }
 
@@ -318,7 +328,10 @@ where
                 .max(policy.stale_if_error)
                 .max(policy.negative_ttl.saturating_sub(policy.ttl)),
         );
-        let l1 = l1_cache::<K, V>(self.capacity, lifetime, &metrics);
+        // moka's expiry only reclaims memory (reads check each entry's own times): one
+        // cache-wide lifetime, the longest any entry can be served, keeps its housekeeping
+        // cheaper than a per-entry timer wheel.
+        let l1 = L1::new(self.l1, self.capacity, lifetime, &metrics);
         let wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {
@@ -349,30 +362,4 @@ where
         }
         Ok(TieredCache { inner })
     }
-}
-
-/// moka's own expiry only reclaims memory: reads check each entry's times on the cache's clock.
-/// One cache-wide time to live, the longest any entry can be served (its TTL and the longer
-/// stale window), keeps moka's housekeeping cheaper than a per-entry timer wheel; a negative
-/// entry, shorter-lived, is read as a miss once dead and then held until then or evicted.
-fn l1_cache<K, V>(
-    capacity: u64,
-    lifetime: Duration,
-    metrics: &Metrics,
-) -> moka::sync::Cache<K, Entry<V>>
-where
-    K: CacheKey,
-    V: Clone + Send + Sync + 'static,
-{
-    let size = metrics.evicted_size.clone();
-    let expired = metrics.evicted_expired.clone();
-    moka::sync::Cache::builder()
-        .max_capacity(capacity)
-        .time_to_live(lifetime.max(Duration::from_millis(1)))
-        .eviction_listener(move |_key, _value, cause| match cause {
-            moka::notification::RemovalCause::Size => size.increment(1),
-            moka::notification::RemovalCause::Expired => expired.increment(1),
-            _ => {}
-        })
-        .build()
 }

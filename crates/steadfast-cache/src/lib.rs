@@ -106,6 +106,7 @@ pub mod envelope;
 mod error;
 mod flight;
 mod key;
+mod l1;
 mod metrics;
 pub mod notice;
 pub mod remote;
@@ -115,6 +116,7 @@ pub use cache::TieredCache;
 pub use cached::{Cached, Source, Stale, Status};
 pub use error::{BuildError, Error, RemoteError};
 pub use key::CacheKey;
+pub use l1::L1Kind;
 
 /// The Redis client the [`RedisTier`](remote::RedisTier) is built from, so that its version is
 /// the one this crate was built with.

@@ -589,3 +589,48 @@ fn a_miss_outside_a_tokio_runtime_fails_and_never_hangs() {
         assert!(matches!(answer, Err(Error::Panicked)));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_quick_l1_gives_the_same_answers() {
+    let (cache, clock) = cache(|builder| {
+        builder
+            .l1(steadfast_cache::L1Kind::Quick)
+            .max_capacity(100)
+            .stale_if_error(Duration::from_secs(300))
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..200)
+        .map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_with(1, move || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Ok::<_, DbError>("v1".to_owned())
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(*reader.await.expect("no panic").expect("a value"), "v1");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    clock.advance(TTL + Duration::from_secs(1));
+    assert_eq!(cache.peek(&1), None, "past its TTL, not fresh");
+    let stale = cache.get_with(1, failing()).await.expect("stale-if-error");
+    assert_eq!(
+        stale.status(),
+        Status::Stale(Stale::LoadFailed(Reason::Error))
+    );
+    cache.invalidate(&1).await.expect("memory only");
+    assert_eq!(cache.peek(&1), None);
+    for key in 0..5_000 {
+        cache
+            .get_with(key, counted(&calls, "v"))
+            .await
+            .expect("loaded");
+    }
+    assert!(cache.l1_len() <= 100, "{} entries", cache.l1_len());
+}
