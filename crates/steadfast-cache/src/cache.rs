@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -175,7 +177,8 @@ where
         &self.inner.name
     }
 
-    /// Reads `key`: a fresh L1 entry at once; otherwise L2, then `loader`, with one load per key
+    /// Reads `key`: a fresh L1 entry at once (L1 is read when this is called, and the future
+    /// is then ready at its first poll); otherwise L2, then `loader`, with one load per key
     /// in this process (and, with a shared tier, one across instances) however many callers
     /// miss together.
     ///
@@ -187,29 +190,46 @@ where
     ///
     /// When the load fails and no stale value is within the stale-if-error window. Reads never
     /// fail because of the shared tier.
-    pub async fn get_with<F, Fut, E>(&self, key: K, loader: F) -> Result<Cached<V>, Error<E>>
+    pub fn get_with<F, Fut, E>(&self, key: K, loader: F) -> GetWith<V, E>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Send + Sync + 'static,
     {
         match self.inner.lookup(&key) {
-            Lookup::Fresh(value) => Ok(Cached::new(value, Status::Fresh, Source::L1)),
+            Lookup::Fresh(value) => GetWith::ready(Cached::new(value, Status::Fresh, Source::L1)),
+            other => self.not_fresh(other, key, loader),
+        }
+    }
+
+    #[inline(never)]
+    fn not_fresh<F, Fut, E>(&self, found: Lookup<V>, key: K, loader: F) -> GetWith<V, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let stale = match found {
+            Lookup::Fresh(value) => {
+                return GetWith::ready(Cached::new(value, Status::Fresh, Source::L1));
+            }
             Lookup::Revalidate(value) => {
                 self.inner.refresh(key, loader);
-                Ok(Cached::new(
-                    value,
-                    Status::Stale(Stale::Revalidating),
-                    Source::L1,
-                ))
+                let status = Status::Stale(Stale::Revalidating);
+                return GetWith::ready(Cached::new(value, status, Source::L1));
             }
-            Lookup::Quiet(value, reason) => Ok(Cached::new(
-                value,
-                Status::Stale(Stale::LoadFailed(reason)),
-                Source::L1,
+            Lookup::Quiet(value, reason) => {
+                let status = Status::Stale(Stale::LoadFailed(reason));
+                return GetWith::ready(Cached::new(value, status, Source::L1));
+            }
+            Lookup::Stale(entry) => Some(entry),
+            Lookup::Miss => None,
+        };
+        let inner = self.inner.clone();
+        GetWith {
+            state: GetWithState::Loading(Box::pin(
+                async move { inner.load(key, loader, stale).await },
             )),
-            Lookup::Stale(entry) => self.inner.load(key, loader, Some(entry)).await,
-            Lookup::Miss => self.inner.load(key, loader, None).await,
         }
     }
 
@@ -528,4 +548,53 @@ where
 
 pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The future of [`TieredCache::get_with`]: ready at once for an L1 answer, else the load.
+#[must_use = "futures do nothing unless polled"]
+pub struct GetWith<V, E> {
+    state: GetWithState<V, E>,
+}
+
+type Loading<V, E> = Pin<Box<dyn Future<Output = Result<Cached<V>, Error<E>>> + Send>>;
+
+enum GetWithState<V, E> {
+    Ready(Option<Cached<V>>),
+    Loading(Loading<V, E>),
+}
+
+impl<V, E> GetWith<V, E> {
+    const fn ready(cached: Cached<V>) -> Self {
+        Self {
+            state: GetWithState::Ready(Some(cached)),
+        }
+    }
+}
+
+// The ready value is moved out, never pinned, and the load is boxed: nothing here is
+// structurally pinned.
+impl<V, E> Unpin for GetWith<V, E> {}
+
+impl<V, E> Future for GetWith<V, E> {
+    type Output = Result<Cached<V>, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            GetWithState::Ready(cached) => match cached.take() {
+                Some(cached) => Poll::Ready(Ok(cached)),
+                None => panic!("`GetWith` polled after it completed"),
+            },
+            GetWithState::Loading(load) => load.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<V, E> fmt::Debug for GetWith<V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            GetWithState::Ready(_) => "ready",
+            GetWithState::Loading(_) => "loading",
+        };
+        f.debug_struct("GetWith").field("state", &state).finish()
+    }
 }

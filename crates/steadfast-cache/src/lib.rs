@@ -112,7 +112,7 @@ pub mod notice;
 pub mod remote;
 
 pub use builder::{Admit, Builder};
-pub use cache::TieredCache;
+pub use cache::{GetWith, TieredCache};
 pub use cached::{Cached, Source, Stale, Status};
 pub use error::{BuildError, Error, RemoteError};
 pub use key::CacheKey;
