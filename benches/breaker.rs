@@ -31,9 +31,10 @@ use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use steadfast_benches::{parallel, poll_once};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use steadfast::breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerLayer, State};
@@ -104,16 +105,6 @@ fn call_cloned<S: Service<u64> + Clone>(
 ) -> Result<S::Response, S::Error> {
     let mut clone = black_box(service).clone();
     call_once(&mut clone, request)
-}
-
-/// Polls a future that must complete at once.
-#[inline(always)]
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 /// The breaker of `closed_call/steadfast`: failure-rate rule over a 10 s time window.
@@ -868,40 +859,6 @@ fn window_fill(c: &mut Criterion) {
     }
 
     group.finish();
-}
-
-/// Runs `make()`'s work `iters` times on each of `threads` threads started together; each
-/// thread calls `make()` itself, so that what it clones is cloned on that thread (as a
-/// server's worker thread clones a service per connection or request).
-///
-/// Returns the wall-clock time from the first start to the last finish divided by `threads`,
-/// so that criterion's per-iteration estimate is the wall-clock time per call over all
-/// threads: the inverse of the throughput.
-fn parallel<W: FnMut()>(threads: u32, iters: u64, make: impl Fn() -> W + Sync) -> Duration {
-    let barrier = Barrier::new(threads as usize);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (make, barrier) = (&make, &barrier);
-                scope.spawn(move || {
-                    let mut work = make();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        work();
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("worker panicked"))
-            .collect()
-    });
-    let first = spans.iter().map(|span| span.0).min().expect("threads > 0");
-    let last = spans.iter().map(|span| span.1).max().expect("threads > 0");
-    (last - first) / threads
 }
 
 /// Group `threads`.

@@ -31,6 +31,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use steadfast_benches::poll_once;
 
 use steadfast::breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerLayer};
 use tower::{service_fn, Layer, Service, ServiceExt};
@@ -66,15 +67,6 @@ fn call_once<S: Service<u64>>(service: &mut S, request: u64) -> Result<S::Respon
     }
     let future = pin!(service.call(request));
     match future.poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
-}
-
-#[inline(always)]
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("benchmarked futures complete in one poll"),
     }

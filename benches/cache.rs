@@ -47,9 +47,10 @@ use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use steadfast_benches::{parallel, poll_once};
 
 use bytes::Bytes;
 use cached::macros::{cached, concurrent_cached};
@@ -73,16 +74,6 @@ type Value = Arc<String>;
 
 fn value() -> Value {
     Arc::new(TEXT.to_owned())
-}
-
-/// Polls a future that must complete at once.
-#[inline(always)]
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 /// One call the way Tower wants it: `poll_ready`, `call`, then polls the response future once.
@@ -314,34 +305,6 @@ fn http_origin<B: Send + 'static>() -> impl Service<
     })
 }
 
-/// Parallel reads: see `benches/breaker.rs`, whose `parallel` this is.
-fn parallel<W: FnMut()>(threads: u32, iters: u64, make: impl Fn() -> W + Sync) -> Duration {
-    let barrier = Barrier::new(threads as usize);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (make, barrier) = (&make, &barrier);
-                scope.spawn(move || {
-                    let mut work = make();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        work();
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("worker panicked"))
-            .collect()
-    });
-    let first = spans.iter().map(|span| span.0).min().expect("threads > 0");
-    let last = spans.iter().map(|span| span.1).max().expect("threads > 0");
-    (last - first) / threads
-}
-
 /// Group `hit`.
 fn hit(c: &mut Criterion) {
     let mut group = c.benchmark_group("hit");
@@ -563,7 +526,6 @@ fn threads(c: &mut Criterion) {
                                 } else {
                                     HOT
                                 };
-                                let cache = cache;
                                 move || {
                                     black_box(poll_once(cache.get_with(black_box(key), no_load)))
                                         .expect("a hit");

@@ -41,9 +41,9 @@ use std::future::{ready, Future, Ready};
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Barrier;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use steadfast_benches::parallel;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use steadfast::fallback::{Degrader, FallbackLayer, FallbackRequest, Flip, Reason, Switch};
@@ -381,38 +381,6 @@ fn success_http(c: &mut Criterion) {
     });
 
     group.finish();
-}
-
-/// Runs `make()`'s work `iters` times on each of `threads` threads started together; each
-/// thread calls `make()` itself, so that what it clones is cloned on that thread.
-///
-/// Returns the wall-clock time from the first start to the last finish divided by `threads`:
-/// the wall-clock time per call over all threads, the inverse of the throughput.
-fn parallel<W: FnMut()>(threads: u32, iters: u64, make: impl Fn() -> W + Sync) -> Duration {
-    let barrier = Barrier::new(threads as usize);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (make, barrier) = (&make, &barrier);
-                scope.spawn(move || {
-                    let mut work = make();
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        work();
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("worker panicked"))
-            .collect()
-    });
-    let first = spans.iter().map(|span| span.0).min().expect("threads > 0");
-    let last = spans.iter().map(|span| span.1).max().expect("threads > 0");
-    (last - first) / threads
 }
 
 /// One `success_threads` entry: `service` cloned on each thread, then called by hand.

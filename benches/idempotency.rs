@@ -45,13 +45,12 @@
 //!   the claim a replay makes (moka's `and_compute_with`) beside a plain `get` of it.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use steadfast_benches::poll_once;
 
 use axum::body::Body;
 use axum::routing::post;
@@ -346,16 +345,6 @@ fn replay(c: &mut Criterion) {
         axum_idempotent,
     );
     group.finish();
-}
-
-/// Polls `future` once with a no-op waker: it must be ready.
-#[inline(always)]
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 /// The business call: a small receipt, at once.
