@@ -12,53 +12,24 @@ use std::time::{Duration, Instant};
 
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, KeysInterface};
-use fred::types::config::{Config, ReconnectPolicy, ServerConfig};
-use fred::types::Builder;
+use fred::types::config::Config;
 use steadfast_cache::remote::RedisTier;
 use steadfast_cache::{Source, Status, TieredCache};
-use steadfast_test_support::redis::{RedisCluster, RedisServer};
+#[allow(unused_imports)]
+use steadfast_test_support::redis::RedisCluster;
+use steadfast_test_support::redis::{client_builder, RedisServer};
 use tokio::sync::Notify;
 
-/// Short timeouts, one attempt per command, reconnecting every 100 ms without end.
-fn builder(config: Config) -> Builder {
-    let mut builder = Builder::from_config(config);
-    builder
-        .with_performance_config(|performance| {
-            performance.default_command_timeout = Duration::from_millis(500);
-        })
-        .with_connection_config(|connection| {
-            connection.connection_timeout = Duration::from_millis(500);
-            connection.internal_command_timeout = Duration::from_millis(500);
-            connection.max_command_attempts = 1;
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100));
-    builder
-}
-
 async fn connect(config: Config) -> (Client, SubscriberClient) {
-    let client = builder(config.clone()).build().expect("a client");
-    let subscriber = builder(config)
+    let client = client_builder(config.clone(), Duration::from_millis(500))
+        .build()
+        .expect("a client");
+    let subscriber = client_builder(config, Duration::from_millis(500))
         .build_subscriber_client()
         .expect("a subscriber");
     client.init().await.expect("connect to the test server");
     subscriber.init().await.expect("connect the subscriber");
     (client, subscriber)
-}
-
-fn server_config(server: &RedisServer) -> Config {
-    Config::from_url(&server.url()).expect("a Redis URL")
-}
-
-fn cluster_config(cluster: &RedisCluster) -> Config {
-    let hosts: Vec<(&str, u16)> = cluster
-        .ports()
-        .into_iter()
-        .map(|port| ("127.0.0.1", port))
-        .collect();
-    Config {
-        server: ServerConfig::new_clustered(hosts),
-        ..Config::default()
-    }
 }
 
 /// One instance: its own clients, its own L1, the shared tier.
@@ -127,8 +98,8 @@ async fn thundering_herd(a: &TieredCache<u64, String>, b: &TieredCache<u64, Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_a_thousand_misses_one_load() {
     let server = RedisServer::start();
-    let a = instance(server_config(&server), "herd").await;
-    let b = instance(server_config(&server), "herd").await;
+    let a = instance(server.config(), "herd").await;
+    let b = instance(server.config(), "herd").await;
     thundering_herd(&a, &b, 1).await;
     // Both L1s hold it now: no more loads, no more round trips.
     let gets = server.calls("mget");
@@ -147,8 +118,8 @@ async fn two_instances_a_thousand_misses_one_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_in_one_instance_reaches_the_other_within_100ms() {
     let server = RedisServer::start();
-    let a = instance(server_config(&server), "products").await;
-    let b = instance(server_config(&server), "products").await;
+    let a = instance(server.config(), "products").await;
+    let b = instance(server.config(), "products").await;
     let calls = Arc::new(AtomicUsize::new(0));
     a.get_with(5, counted(&calls, "v1".into()))
         .await
@@ -204,8 +175,8 @@ async fn a_write_in_one_instance_reaches_the_other_within_100ms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_loader_never_overwrites_a_newer_write() {
     let server = RedisServer::start();
-    let a = instance(server_config(&server), "race").await;
-    let b = instance(server_config(&server), "race").await;
+    let a = instance(server.config(), "race").await;
+    let b = instance(server.config(), "race").await;
     let gate = Arc::new(Notify::new());
     let slow = {
         let gate = gate.clone();
@@ -228,7 +199,7 @@ async fn a_slow_loader_never_overwrites_a_newer_write() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     // A third instance, with an empty L1, reads what Redis holds.
-    let c = instance(server_config(&server), "race").await;
+    let c = instance(server.config(), "race").await;
     let calls = Arc::new(AtomicUsize::new(0));
     let held = c
         .get_with(9, counted(&calls, "never".into()))
@@ -245,7 +216,7 @@ async fn a_slow_loader_never_overwrites_a_newer_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_reads_go_on_and_after_restart_old_entries_are_not_fresh() {
     let mut server = RedisServer::start();
-    let a = instance(server_config(&server), "outage").await;
+    let a = instance(server.config(), "outage").await;
     let calls = Arc::new(AtomicUsize::new(0));
     a.get_with(1, counted(&calls, "before".into()))
         .await
@@ -284,7 +255,7 @@ async fn redis_killed_reads_go_on_and_after_restart_old_entries_are_not_fresh() 
     })
     .await;
     eprintln!("the tier took writes again after {written:?}");
-    let b = instance(server_config(&server), "outage").await;
+    let b = instance(server.config(), "outage").await;
     let seen = b
         .get_with(2, counted(&calls, "never".into()))
         .await
@@ -295,7 +266,7 @@ async fn redis_killed_reads_go_on_and_after_restart_old_entries_are_not_fresh() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_redis_costs_a_read_at_most_the_tier_timeout() {
     let server = RedisServer::start();
-    let a = instance(server_config(&server), "slow").await;
+    let a = instance(server.config(), "slow").await;
     let calls = Arc::new(AtomicUsize::new(0));
     server.pause(1_500);
     let started = Instant::now();
@@ -311,7 +282,7 @@ async fn a_slow_redis_costs_a_read_at_most_the_tier_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_or_foreign_bytes_in_redis_read_as_a_miss() {
     let server = RedisServer::start();
-    let a = instance(server_config(&server), "corrupt").await;
+    let a = instance(server.config(), "corrupt").await;
     let calls = Arc::new(AtomicUsize::new(0));
     // Not an envelope; an envelope of an unknown version; an envelope whose payload is not JSON.
     let header = |version: u8| {
@@ -324,7 +295,7 @@ async fn corrupt_or_foreign_bytes_in_redis_read_as_a_miss() {
     let mut bad_payload = header(1);
     bad_payload.extend_from_slice(b"{not json");
     let values: [&[u8]; 3] = [b"hello, world", &header(9), &bad_payload];
-    let (raw, _subscriber) = connect(server_config(&server)).await;
+    let (raw, _subscriber) = connect(server.config()).await;
     for (key, value) in values.into_iter().enumerate() {
         let () = raw
             .set(
@@ -345,7 +316,7 @@ async fn corrupt_or_foreign_bytes_in_redis_read_as_a_miss() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // The load replaced the bad bytes: another instance reads the good value.
-    let b = instance(server_config(&server), "corrupt").await;
+    let b = instance(server.config(), "corrupt").await;
     let read = b
         .get_with(0, counted(&calls, "never".into()))
         .await
@@ -356,8 +327,8 @@ async fn corrupt_or_foreign_bytes_in_redis_read_as_a_miss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_many_of_n_keys_is_one_mget() {
     let server = RedisServer::start();
-    let a = instance(server_config(&server), "batch").await;
-    let b = instance(server_config(&server), "batch").await;
+    let a = instance(server.config(), "batch").await;
+    let b = instance(server.config(), "batch").await;
     for key in 0..40u64 {
         a.insert(key, format!("v{key}")).await.expect("written");
     }
@@ -384,7 +355,7 @@ async fn get_many_of_n_keys_is_one_mget() {
     assert!((40..50).all(|key| found[&key].source() == Source::Loader));
     assert!(found.values().all(|value| value.status() == Status::Fresh));
     // The loaded ones reached L2: a third instance finds all fifty there.
-    let c = instance(server_config(&server), "batch").await;
+    let c = instance(server.config(), "batch").await;
     let again = c
         .get_many(0..50u64, |_keys: Vec<u64>| async {
             Err::<HashMap<u64, String>, _>(std::io::Error::other("not called"))
@@ -397,8 +368,8 @@ async fn get_many_of_n_keys_is_one_mget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_code_on_a_three_node_cluster() {
     let cluster = RedisCluster::start();
-    let a = instance(cluster_config(&cluster), "clustered").await;
-    let b = instance(cluster_config(&cluster), "clustered").await;
+    let a = instance(cluster.config(), "clustered").await;
+    let b = instance(cluster.config(), "clustered").await;
     thundering_herd(&a, &b, 1).await;
 
     for key in 0..30u64 {

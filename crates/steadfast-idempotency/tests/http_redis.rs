@@ -13,14 +13,14 @@ use axum::routing::post;
 use axum::Router;
 use fred::clients::Client;
 use fred::interfaces::ClientLike;
-use fred::types::config::{Config, ReconnectPolicy, ServerConfig};
+use fred::types::config::Config;
 use fred::types::Builder;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use steadfast_idempotency::http::IdempotencyLayer;
 use steadfast_idempotency::store::{RedisStore, Store};
 use steadfast_idempotency::Idempotency;
-use steadfast_test_support::redis::{RedisCluster, RedisServer};
+use steadfast_test_support::redis::{client_builder, RedisCluster, RedisServer};
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
@@ -40,41 +40,17 @@ const PROMPT: Duration = COMMAND_TIMEOUT.saturating_add(Duration::from_millis(1_
 
 /// One attempt per command, reconnecting every 100 ms without end (as in `redis_store.rs`).
 fn builder(config: Config, timeout: Duration) -> Builder {
-    let mut builder = Builder::from_config(config);
-    builder
-        .with_performance_config(|performance| {
-            performance.default_command_timeout = timeout;
-        })
-        .with_connection_config(|connection| {
-            connection.connection_timeout = timeout;
-            connection.internal_command_timeout = timeout;
-            connection.max_command_attempts = 1;
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100));
-    builder
+    client_builder(config, timeout)
 }
 
 async fn client(server: &RedisServer, timeout: Duration) -> Client {
-    let client = builder(
-        Config::from_url(&server.url()).expect("a Redis URL"),
-        timeout,
-    )
-    .build()
-    .expect("a client");
+    let client = builder(server.config(), timeout).build().expect("a client");
     client.init().await.expect("connect to the test server");
     client
 }
 
 async fn cluster_client(cluster: &RedisCluster) -> Client {
-    let hosts: Vec<(&str, u16)> = cluster
-        .ports()
-        .into_iter()
-        .map(|port| ("127.0.0.1", port))
-        .collect();
-    let config = Config {
-        server: ServerConfig::new_clustered(hosts),
-        ..Config::default()
-    };
+    let config = cluster.config();
     let client = builder(config, CALM_TIMEOUT)
         .build()
         .expect("a clustered client");

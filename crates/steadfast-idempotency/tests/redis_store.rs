@@ -10,46 +10,30 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fred::clients::{Client, Pool};
 use fred::interfaces::{ClientLike, KeysInterface};
-use fred::types::config::{Config, ReconnectPolicy, ServerConfig};
+use fred::types::config::Config;
 use fred::types::Builder;
 use steadfast_idempotency::record::{Completed, Payload, Record, StoredResponse, Token};
 use steadfast_idempotency::store::{Claim, MemoryStore, RedisStore, Store, StoreError, StoreKey};
 use steadfast_idempotency::{Fingerprint, IdempotencyKey};
-use steadfast_test_support::redis::{RedisCluster, RedisServer};
+use steadfast_test_support::redis::{client_builder, RedisCluster, RedisServer};
 
 // ---------------------------------------------------------------------------------------------
 // Clients
 // ---------------------------------------------------------------------------------------------
 
-/// Short timeouts, one attempt per command, reconnecting every 100 ms without end: a dead server
-/// fails calls within half a second and the client comes back by itself.
+/// A dead server fails calls within half a second, and the client comes back by itself.
 fn builder(config: Config) -> Builder {
-    let mut builder = Builder::from_config(config);
-    builder
-        .with_performance_config(|performance| {
-            performance.default_command_timeout = Duration::from_millis(500);
-        })
-        .with_connection_config(|connection| {
-            connection.connection_timeout = Duration::from_millis(500);
-            connection.internal_command_timeout = Duration::from_millis(500);
-            connection.max_command_attempts = 1;
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100));
-    builder
+    client_builder(config, Duration::from_millis(500))
 }
 
 async fn client(server: &RedisServer) -> Client {
-    let client = builder(Config::from_url(&server.url()).expect("a Redis URL"))
-        .build()
-        .expect("a client");
+    let client = builder(server.config()).build().expect("a client");
     client.init().await.expect("connect to the test server");
     client
 }
 
 async fn pool(server: &RedisServer, size: usize) -> Pool {
-    let pool = builder(Config::from_url(&server.url()).expect("a Redis URL"))
-        .build_pool(size)
-        .expect("a pool");
+    let pool = builder(server.config()).build_pool(size).expect("a pool");
     pool.init()
         .await
         .expect("connect the pool to the test server");
@@ -57,15 +41,7 @@ async fn pool(server: &RedisServer, size: usize) -> Pool {
 }
 
 async fn cluster_client(cluster: &RedisCluster) -> Client {
-    let hosts: Vec<(&str, u16)> = cluster
-        .ports()
-        .into_iter()
-        .map(|port| ("127.0.0.1", port))
-        .collect();
-    let config = Config {
-        server: ServerConfig::new_clustered(hosts),
-        ..Config::default()
-    };
+    let config = cluster.config();
     let client = builder(config).build().expect("a clustered client");
     client.init().await.expect("connect to the test cluster");
     client

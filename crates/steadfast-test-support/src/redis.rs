@@ -14,6 +14,27 @@ use std::time::{Duration, Instant};
 /// How long a server may take to answer after it starts (an AOF replay included).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A `fred` client builder with short timeouts, one attempt per command and a reconnection
+/// every 100 ms without end: a dead server fails calls within `timeout`, and the client comes
+/// back by itself once the server does.
+pub fn client_builder(
+    config: fred::types::config::Config,
+    timeout: Duration,
+) -> fred::types::Builder {
+    let mut builder = fred::types::Builder::from_config(config);
+    builder
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = timeout;
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = timeout;
+            connection.internal_command_timeout = timeout;
+            connection.max_command_attempts = 1;
+        })
+        .set_policy(fred::types::config::ReconnectPolicy::new_constant(0, 100));
+    builder
+}
+
 /// A directory of its own under the system's temporary directory, removed on drop.
 #[derive(Debug)]
 pub struct TempDir(PathBuf);
@@ -237,6 +258,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port())
     }
 
+    /// A `fred` config for this server.
+    pub fn config(&self) -> fred::types::config::Config {
+        fred::types::config::Config::from_url(&self.url()).expect("a Redis URL")
+    }
+
     /// Kills the server (SIGKILL).
     pub fn kill(&mut self) {
         self.process.kill();
@@ -351,6 +377,19 @@ impl RedisCluster {
             }
         }
         cluster
+    }
+
+    /// A `fred` config for this cluster.
+    pub fn config(&self) -> fred::types::config::Config {
+        let hosts: Vec<(&str, u16)> = self
+            .ports()
+            .into_iter()
+            .map(|port| ("127.0.0.1", port))
+            .collect();
+        fred::types::config::Config {
+            server: fred::types::config::ServerConfig::new_clustered(hosts),
+            ..fred::types::config::Config::default()
+        }
     }
 
     /// The nodes' loopback ports.
