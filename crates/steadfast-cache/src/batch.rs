@@ -15,12 +15,16 @@ use crate::flight::reason_of;
 use crate::remote::{Fill, Version};
 use crate::{CacheKey, TieredCache};
 
+/// Keys per L2 round trip of a batch.
+const CHUNK: usize = 128;
+
 impl<K, V> TieredCache<K, V>
 where
     K: CacheKey,
     V: Clone + Send + Sync + 'static,
 {
-    /// Reads many keys: fresh L1 entries first, then one L2 round trip (`MGET`) for the rest,
+    /// Reads many keys: fresh L1 entries first, then one L2 round trip (`MGET`, per 128 keys)
+    /// for the rest,
     /// then **one** call of `loader` with only the keys still missing; what it returns fills
     /// both tiers by the cache's [admit rule](crate::Builder::admit).
     ///
@@ -85,7 +89,16 @@ where
         let mut versions = vec![Version::default(); missing.len()];
         let mut still = vec![true; missing.len()];
         if let Some(remote) = &inner.remote {
-            if let Ok(fetched) = inner.guarded(remote, || remote.tier.fetch(&texts)).await {
+            // One round trip per chunk, each under the tier's timeout: a huge batch neither
+            // runs one command past the timeout nor trips the tier's breaker for it.
+            let mut fetched = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(CHUNK) {
+                match inner.guarded(remote, || remote.tier.fetch(chunk)).await {
+                    Ok(part) if part.len() == chunk.len() => fetched.extend(part),
+                    _ => break,
+                }
+            }
+            {
                 let now = inner.clock.recent();
                 for (index, fetched) in fetched.into_iter().enumerate().take(missing.len()) {
                     versions[index] = fetched.version;
@@ -158,7 +171,9 @@ where
                     );
                 }
                 if let (Some(remote), false) = (&inner.remote, fills.is_empty()) {
-                    let _ = inner.guarded(remote, || remote.tier.fill(&fills)).await;
+                    for chunk in fills.chunks(CHUNK) {
+                        let _ = inner.guarded(remote, || remote.tier.fill(chunk)).await;
+                    }
                 }
                 return Ok(found);
             }

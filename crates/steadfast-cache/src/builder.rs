@@ -2,13 +2,13 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use steadfast_breaker::CircuitBreaker;
 use steadfast_core::Clock;
 
-use crate::cache::{Inner, Remote, Timebase};
+use crate::cache::{wall_ms, Inner, Remote, Timebase, Timebases};
 use crate::codec::{Codec, Json};
 use crate::error::BuildError;
 use crate::l1::{L1Kind, L1};
@@ -301,6 +301,7 @@ where
         if self.capacity == 0 {
             return Err(BuildError::Invalid("the capacity must be above zero"));
         }
+        let custom_clock = self.clock.is_some();
         let clock = self.clock.unwrap_or_default();
         let metrics = Metrics::new(&name);
         let remote = match self.remote {
@@ -332,14 +333,13 @@ where
         // cache-wide lifetime, the longest any entry can be served, keeps its housekeeping
         // cheaper than a per-entry timer wheel.
         let l1 = L1::new(self.l1, self.capacity, lifetime, &metrics);
-        let wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
-        let timebase = Timebase {
-            wall_ms,
-            clock_ns: clock.now(),
+        let timebase = if custom_clock {
+            Timebases::Fixed(Timebase {
+                wall_ms: wall_ms(),
+                clock_ns: clock.now(),
+            })
+        } else {
+            Timebases::Live
         };
         let inner = Arc::new(Inner {
             prefix: format!("sf:{{{name}:"),

@@ -120,6 +120,38 @@ pub(crate) struct Timebase {
     pub(crate) clock_ns: u64,
 }
 
+/// How the cache pairs wall time with its own clock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Timebases {
+    /// A clock given to the builder (a mock, in tests): paired once, so that moving it moves
+    /// the times written to L2 too.
+    Fixed(Timebase),
+    /// The real clock: paired afresh at each L2 read and write, so that a wall clock stepped
+    /// after start (a VM that booted before its time sync) skews nothing for long.
+    Live,
+}
+
+impl Timebases {
+    pub(crate) fn now(self, clock: &Clock) -> Timebase {
+        match self {
+            Timebases::Fixed(timebase) => timebase,
+            Timebases::Live => Timebase {
+                wall_ms: wall_ms(),
+                clock_ns: clock.recent(),
+            },
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub(crate) fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 impl Timebase {
     pub(crate) fn wall(self, clock_ns: u64) -> u64 {
         if clock_ns >= self.clock_ns {
@@ -157,7 +189,7 @@ pub(crate) struct Inner<K, V> {
     pub(crate) flights: Mutex<HashMap<K, Arc<Flight<V>>>>,
     pub(crate) remote: Option<Remote<V>>,
     pub(crate) metrics: Metrics,
-    pub(crate) timebase: Timebase,
+    pub(crate) timebase: Timebases,
     pub(crate) instance: u64,
 }
 
@@ -425,11 +457,12 @@ where
         entry: &Entry<V>,
     ) -> Result<Bytes, crate::codec::CodecError> {
         let now = self.clock.recent();
+        let timebase = self.timebase.now(&self.clock);
         let envelope = Envelope {
             negative: entry.negative,
-            written_ms: self.timebase.wall(now),
-            fresh_until_ms: self.timebase.wall(entry.fresh_until.max(now)),
-            stale_until_ms: self.timebase.wall(entry.stale_until.max(now)),
+            written_ms: timebase.wall(now),
+            fresh_until_ms: timebase.wall(entry.fresh_until.max(now)),
+            stale_until_ms: timebase.wall(entry.stale_until.max(now)),
         };
         let mut bytes = Vec::with_capacity(HEADER_LEN + 64);
         envelope.encode_header(&mut bytes);
@@ -446,8 +479,9 @@ where
             self.metrics.corrupt.increment(1);
             return None;
         };
-        let fresh_until = self.timebase.clock(envelope.fresh_until_ms);
-        let stale_until = self.timebase.clock(envelope.stale_until_ms);
+        let timebase = self.timebase.now(&self.clock);
+        let fresh_until = timebase.clock(envelope.fresh_until_ms);
+        let stale_until = timebase.clock(envelope.stale_until_ms);
         let revalidate = if envelope.negative {
             0
         } else {

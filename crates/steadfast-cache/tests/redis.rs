@@ -363,6 +363,22 @@ async fn get_many_of_n_keys_is_one_mget() {
         .await
         .expect("all in L2");
     assert_eq!(again.len(), 50);
+
+    // A batch larger than a chunk: one MGET per 128 keys, each under the tier's timeout.
+    let d = instance(server.config(), "batch").await;
+    let before = server.calls("mget");
+    let found = d
+        .get_many(0..300u64, |keys: Vec<u64>| async move {
+            Ok::<_, std::io::Error>(
+                keys.into_iter()
+                    .map(|key| (key, format!("loaded {key}")))
+                    .collect::<HashMap<_, _>>(),
+            )
+        })
+        .await
+        .expect("values");
+    assert_eq!(found.len(), 300);
+    assert_eq!(server.calls("mget") - before, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
