@@ -176,13 +176,8 @@ where
                 RemoteRead::Answered => return,
                 RemoteRead::Missed { fetched, locked } => {
                     version = fetched;
-                    if locked {
-                        match self.wait_for_peer(remote, &text, &mut stale, landing).await {
-                            RemoteRead::Answered => return,
-                            RemoteRead::Missed { fetched, .. } => version = fetched,
-                            RemoteRead::Down => {}
-                        }
-                    } else {
+                    // Wait for another instance's load if it holds the lock, or takes it first.
+                    let wait = locked || {
                         let mine = fastrand::u64(1..);
                         let ttl = self
                             .policy
@@ -192,15 +187,19 @@ where
                             .guarded(remote, || remote.tier.lock(&text, mine, ttl))
                             .await
                         {
-                            Ok(true) => token = Some(mine),
-                            Ok(false) => {
-                                match self.wait_for_peer(remote, &text, &mut stale, landing).await {
-                                    RemoteRead::Answered => return,
-                                    RemoteRead::Missed { fetched, .. } => version = fetched,
-                                    RemoteRead::Down => {}
-                                }
+                            Ok(true) => {
+                                token = Some(mine);
+                                false
                             }
-                            Err(_) => {}
+                            Ok(false) => true,
+                            Err(_) => false,
+                        }
+                    };
+                    if wait {
+                        match self.wait_for_peer(remote, &text, &mut stale, landing).await {
+                            RemoteRead::Answered => return,
+                            RemoteRead::Missed { fetched, .. } => version = fetched,
+                            RemoteRead::Down => {}
                         }
                     }
                 }
