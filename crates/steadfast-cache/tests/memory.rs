@@ -49,6 +49,25 @@ fn counted(
     }
 }
 
+/// A loader that counts its call, then answers `value` once `gate` is notified.
+fn gated(
+    calls: &Arc<AtomicUsize>,
+    gate: &Arc<Notify>,
+    value: &'static str,
+) -> impl FnOnce() -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<String, DbError>> + Send>,
+> + Send
+       + 'static {
+    let (calls, gate) = (calls.clone(), gate.clone());
+    move || {
+        Box::pin(async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            gate.notified().await;
+            Ok(value.to_owned())
+        })
+    }
+}
+
 fn failing() -> impl FnOnce() -> std::future::Ready<Result<String, DbError>> + Send + 'static {
     || std::future::ready(Err(DbError("database down")))
 }
@@ -85,14 +104,7 @@ async fn a_caller_that_goes_away_does_not_cancel_the_load() {
     let (cache, _clock) = cache(|builder| builder);
     let gate = Arc::new(Notify::new());
     let calls = Arc::new(AtomicUsize::new(0));
-    let loader = {
-        let (gate, calls) = (gate.clone(), calls.clone());
-        move || async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            gate.notified().await;
-            Ok::<_, DbError>("loaded".to_owned())
-        }
-    };
+    let loader = gated(&calls, &gate, "loaded");
     let first = tokio::spawn({
         let cache = cache.clone();
         async move { cache.get_with(1, loader).await }
@@ -242,14 +254,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     clock.advance(TTL + Duration::from_secs(5));
 
     let gate = Arc::new(Notify::new());
-    let slow = {
-        let (gate, calls) = (gate.clone(), calls.clone());
-        move || async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            gate.notified().await;
-            Ok::<_, DbError>("v2".to_owned())
-        }
-    };
+    let slow = gated(&calls, &gate, "v2");
     let stale = cache.get_with(1, slow).await.expect("served stale");
     assert_eq!(*stale, "v1");
     assert_eq!(stale.status(), Status::Stale(Stale::Revalidating));
@@ -417,13 +422,7 @@ async fn a_panicking_loader_fails_its_callers_and_leaves_the_key_usable() {
 async fn a_write_during_a_load_wins_over_the_loaded_value() {
     let (cache, _clock) = cache(|builder| builder);
     let gate = Arc::new(Notify::new());
-    let slow = {
-        let gate = gate.clone();
-        move || async move {
-            gate.notified().await;
-            Ok::<_, DbError>("read before the write".to_owned())
-        }
-    };
+    let slow = gated(&Arc::default(), &gate, "read before the write");
     let reader = tokio::spawn({
         let cache = cache.clone();
         async move { cache.get_with(1, slow).await }
