@@ -151,8 +151,8 @@ where
                     let Some(value) = loaded.remove(key) else {
                         continue;
                     };
-                    if let Some(negative) = inner.admit(&value) {
-                        let entry = inner.entry(value.clone(), negative, epoch);
+                    if let Some(keep) = inner.admit(&value) {
+                        let entry = inner.entry(value.clone(), keep, epoch);
                         if let Some(remote) = &inner.remote {
                             if let Ok(bytes) = inner.encode(remote, &entry) {
                                 fills.push(Fill {

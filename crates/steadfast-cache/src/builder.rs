@@ -34,6 +34,71 @@ pub enum Admit {
     Negative,
     /// Answer it but do not cache it.
     Skip,
+    /// Cache it for its own times (an HTTP response's `max-age`, say), each capped by the
+    /// cache's setting of the same name: the cache's settings stay the bound on how long
+    /// anything is kept. A zero TTL is [`Skip`](Admit::Skip).
+    For(Lifetime),
+}
+
+/// A value's own times, for [`Admit::For`].
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast_cache::Lifetime;
+///
+/// let lifetime = Lifetime::new(Duration::from_secs(60)).stale_if_error(Duration::from_secs(600));
+/// assert_eq!(lifetime.ttl(), Duration::from_secs(60));
+/// assert_eq!(lifetime.stale_while_revalidate_window(), Duration::ZERO);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifetime {
+    ttl: Duration,
+    stale_while_revalidate: Duration,
+    stale_if_error: Duration,
+}
+
+impl Lifetime {
+    /// Fresh for `ttl`, with no stale windows.
+    #[must_use]
+    pub const fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+        }
+    }
+
+    /// Served past its TTL for `window` while a background load refreshes it.
+    #[must_use]
+    pub const fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = window;
+        self
+    }
+
+    /// Served past its TTL for `window` when its reload fails.
+    #[must_use]
+    pub const fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// How long the value is fresh.
+    #[must_use]
+    pub const fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The stale-while-revalidate window.
+    #[must_use]
+    pub const fn stale_while_revalidate_window(&self) -> Duration {
+        self.stale_while_revalidate
+    }
+
+    /// The stale-if-error window.
+    #[must_use]
+    pub const fn stale_if_error_window(&self) -> Duration {
+        self.stale_if_error
+    }
 }
 
 impl Admit {

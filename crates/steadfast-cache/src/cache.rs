@@ -74,6 +74,15 @@ pub(crate) struct Entry<V> {
     pub(crate) failure: Reason,
 }
 
+/// How an admitted value is kept: its TTL and stale windows, capped by the cache's settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Keep {
+    pub(crate) negative: bool,
+    pub(crate) ttl: Duration,
+    pub(crate) revalidate: Duration,
+    pub(crate) stale: Duration,
+}
+
 /// What an L1 lookup found.
 pub(crate) enum Lookup<V> {
     Fresh(V),
@@ -284,10 +293,10 @@ where
     pub async fn insert(&self, key: K, value: V) -> Result<(), RemoteError> {
         let inner = &self.inner;
         // The cache's admit rule holds for writes too: a value it would not keep is a delete.
-        let Some(negative) = inner.admit(&value) else {
+        let Some(keep) = inner.admit(&value) else {
             return self.invalidate(&key).await;
         };
-        let entry = inner.entry(value, negative, inner.epoch.load(Ordering::Relaxed));
+        let entry = inner.entry(value, keep, inner.epoch.load(Ordering::Relaxed));
         let text = inner.entry_key(&key);
         let bytes = match &inner.remote {
             Some(remote) => Some(inner.encode(remote, &entry).map_err(RemoteError::Encode)?),
@@ -380,38 +389,27 @@ where
         found
     }
 
-    /// An entry for `value` stored now: fresh for the TTL less its jitter (the negative TTL
-    /// for a negative entry, which has no stale windows).
-    pub(crate) fn entry(&self, value: V, negative: bool, epoch: u64) -> Entry<V> {
+    /// An entry for `value` stored now, kept as `keep` says (the TTL less its jitter).
+    pub(crate) fn entry(&self, value: V, keep: Keep, epoch: u64) -> Entry<V> {
         let now = self.clock.recent();
-        let policy = &self.policy;
-        let (ttl, revalidate, stale) = if negative {
-            (policy.negative_ttl, Duration::ZERO, Duration::ZERO)
-        } else {
-            (
-                policy.ttl,
-                policy.stale_while_revalidate,
-                policy.stale_while_revalidate.max(policy.stale_if_error),
-            )
-        };
-        let mut ttl = nanos(ttl);
-        if policy.jitter > 0.0 {
+        let mut ttl = nanos(keep.ttl);
+        if self.policy.jitter > 0.0 {
             // Truncation is the point: a whole number of nanoseconds off the TTL.
             #[allow(
                 clippy::cast_possible_truncation,
                 clippy::cast_sign_loss,
                 clippy::cast_precision_loss
             )]
-            let cut = (ttl as f64 * policy.jitter * fastrand::f64()) as u64;
+            let cut = (ttl as f64 * self.policy.jitter * fastrand::f64()) as u64;
             ttl -= cut.min(ttl.saturating_sub(1));
         }
         let fresh_until = now.saturating_add(ttl);
         Entry {
             value,
-            negative,
+            negative: keep.negative,
             fresh_until,
-            revalidate_until: fresh_until.saturating_add(nanos(revalidate)),
-            stale_until: fresh_until.saturating_add(nanos(stale)),
+            revalidate_until: fresh_until.saturating_add(nanos(keep.revalidate)),
+            stale_until: fresh_until.saturating_add(nanos(keep.revalidate.max(keep.stale))),
             epoch,
             quiet_until: 0,
             failure: Reason::Error,
@@ -419,15 +417,34 @@ where
     }
 
     /// How a loaded value is kept, by the cache's rule: `None` when it is not kept.
-    pub(crate) fn admit(&self, value: &V) -> Option<bool> {
+    pub(crate) fn admit(&self, value: &V) -> Option<Keep> {
+        let policy = &self.policy;
         let rule = self
             .admit
             .as_ref()
             .map_or(Admit::Value, |admit| admit(value));
         match rule {
-            Admit::Value => Some(false),
-            Admit::Negative if !self.policy.negative_ttl.is_zero() => Some(true),
-            Admit::Negative | Admit::Skip => None,
+            Admit::Value => Some(Keep {
+                negative: false,
+                ttl: policy.ttl,
+                revalidate: policy.stale_while_revalidate,
+                stale: policy.stale_if_error,
+            }),
+            Admit::For(lifetime) if !lifetime.ttl().is_zero() => Some(Keep {
+                negative: false,
+                ttl: lifetime.ttl().min(policy.ttl),
+                revalidate: lifetime
+                    .stale_while_revalidate_window()
+                    .min(policy.stale_while_revalidate),
+                stale: lifetime.stale_if_error_window().min(policy.stale_if_error),
+            }),
+            Admit::Negative if !policy.negative_ttl.is_zero() => Some(Keep {
+                negative: true,
+                ttl: policy.negative_ttl,
+                revalidate: Duration::ZERO,
+                stale: Duration::ZERO,
+            }),
+            Admit::Negative | Admit::Skip | Admit::For(_) => None,
         }
     }
 
@@ -482,10 +499,10 @@ where
         let timebase = self.timebase.now(&self.clock);
         let fresh_until = timebase.clock(envelope.fresh_until_ms);
         let stale_until = timebase.clock(envelope.stale_until_ms);
-        let revalidate = if envelope.negative {
-            0
-        } else {
-            nanos(self.policy.stale_while_revalidate)
+        // The window is not on the wire: the admit rule gives it again for this value.
+        let revalidate = match self.admit(&value) {
+            Some(keep) if !envelope.negative => nanos(keep.revalidate),
+            _ => 0,
         };
         Some(Entry {
             value,

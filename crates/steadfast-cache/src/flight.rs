@@ -217,7 +217,7 @@ where
             Ok(Ok(value)) => {
                 self.metrics.loads_ok.increment(1);
                 let keep = self.admit(&value);
-                let entry = keep.map(|negative| self.entry(value.clone(), negative, landing.epoch));
+                let entry = keep.map(|keep| self.entry(value.clone(), keep, landing.epoch));
                 landing.land(
                     Landed::Value(Cached::new(value, Status::Fresh, Source::Loader)),
                     entry.clone(),
@@ -424,8 +424,8 @@ impl Failure {
 }
 
 /// The kind of a loader's failure, for the stale marker: a breaker's refusal or a timeout, told
-/// by type (directly, or anywhere in a boxed error's `source()` chain); anything else is
-/// `Error`.
+/// by type (directly, or anywhere in a boxed error's `source()` chain), or the reason of a
+/// [`Degraded`](steadfast_core::Degraded) found in that chain; anything else is `Error`.
 pub(crate) fn reason_of<E: 'static>(error: &E) -> Reason {
     let any: &dyn Any = error;
     if let Some(reason) = known(any) {
@@ -445,6 +445,9 @@ pub(crate) fn reason_of<E: 'static>(error: &E) -> Reason {
         };
     let mut next = boxed;
     while let Some(error) = next {
+        if let Some(marker) = error.downcast_ref::<steadfast_core::Degraded>() {
+            return marker.reason();
+        }
         if error.is::<steadfast_breaker::Rejected>() {
             return Reason::BreakerOpen;
         }

@@ -105,13 +105,16 @@ pub mod codec;
 pub mod envelope;
 mod error;
 mod flight;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod key;
 mod l1;
 mod metrics;
 pub mod notice;
 pub mod remote;
 
-pub use builder::{Admit, Builder};
+pub use builder::{Admit, Builder, Lifetime};
 pub use cache::{GetWith, TieredCache};
 pub use cached::{Cached, Source, Stale, Status};
 pub use error::{BuildError, Error, RemoteError};

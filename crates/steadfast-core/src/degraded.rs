@@ -125,6 +125,16 @@ impl Degraded {
     }
 }
 
+impl fmt::Display for Degraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "degraded: {}", self.reason)
+    }
+}
+
+/// A `Degraded` is also an error, so that a failure can carry its reason in a `source()`
+/// chain: the cache reads it there to mark a stale answer with why the load failed.
+impl std::error::Error for Degraded {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

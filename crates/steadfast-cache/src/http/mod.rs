@@ -1,0 +1,578 @@
+//! An HTTP response cache for Tower services: `GET` and `HEAD` answered from a
+//! [`TieredCache`](crate::TieredCache), so L1, the Redis tier, single-flight across instances
+//! and cross-instance invalidation come with it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use steadfast_cache::http::ResponseCacheLayer;
+//! use steadfast_cache::TieredCache;
+//! # fn main() -> Result<(), steadfast_cache::BuildError> {
+//!
+//! let products = ResponseCacheLayer::builder(
+//!     TieredCache::builder("products")
+//!         .ttl(Duration::from_secs(300)) // the longest any response stays fresh
+//!         .stale_if_error(Duration::from_secs(3600)), // and is served when the origin fails
+//! )
+//! .max_body(256 * 1024)
+//! .build()?;
+//!
+//! let app: Router = Router::new().route(
+//!     "/products/{id}",
+//!     get(|| async { ([("cache-control", "max-age=60")], "a product") }).route_layer(products),
+//! );
+//! # Ok(()) }
+//! ```
+//!
+//! # What is stored, and for how long
+//!
+//! The key is the request target (path and query), the caller's
+//! [scope](ResponseCacheBuilder::scope) on a per-user route, and the request's values of the
+//! headers the response's `Vary` names. A response is stored when it is not a failure (5xx,
+//! or marked [`Degraded`](steadfast_core::Degraded) by a fallback), is not `private`,
+//! `no-store`, `no-cache`, `Vary: *`, `206` or carrying `Set-Cookie`, and its body fits the
+//! [limit](ResponseCacheBuilder::max_body). It is fresh for its `s-maxage`, `max-age` or
+//! `Expires` (less its `Age`), and may be served stale for its `stale-while-revalidate` and
+//! `stale-if-error` windows (RFC 5861), each capped by the cache's setting of the same name;
+//! a window the response does not state is the cache's. `must-revalidate` means no stale
+//! answers.
+//!
+//! # Answers
+//!
+//! - A fresh hit carries `Age` and `Cache-Status` (RFC 9211: `products; hit; ttl=42`), and
+//!   the [`Status`](crate::Status) in its extensions.
+//! - `If-None-Match` (or `If-Modified-Since`) matching a stored `200` is answered `304`; the
+//!   cache loads whole responses and answers each client's conditions itself.
+//! - When the origin fails (an error, a 5xx, a degraded answer, a breaker's refusal, a load
+//!   timeout) and a stored response is within its stale-if-error window, it is answered,
+//!   marked `Cache-Status: products; hit; ttl=-90; detail="stale-if-error breaker_open"`.
+//! - Concurrent misses of one key make one origin call. The others share its answer when it
+//!   is stored or is a failure anyone may see; otherwise (private, too large) each goes to
+//!   the origin itself.
+//! - Request directives: `no-cache` and `max-age` past the stored age go to the origin and
+//!   store its answer ([unless ignored](ResponseCacheBuilder::ignore_request_no_cache));
+//!   `no-store` is never stored; `only-if-cached` on a miss is `504`. `max-stale` is not read.
+//! - A successful `POST`, `PUT`, `PATCH` or `DELETE` through the layer drops the stored
+//!   response of its target, in every instance.
+//!
+//! The layer's error is the inner service's: with axum routes it is `Infallible`. A load that
+//! times out answers `504`, one that panics `500`.
+//!
+//! # Where it sits
+//!
+//! For a server route: SLI recording → idempotency → **response cache** → the handler. Put a
+//! route's fallback inside it (its degraded answers are then never stored) and its breaker
+//! inside that.
+
+mod answer;
+mod body;
+mod directives;
+mod key;
+mod layer;
+mod load;
+mod stored;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::HeaderValue;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use pin_project::pin_project;
+use tower_service::Service;
+
+pub use body::ResponseBody;
+pub use directives::CacheControl;
+pub use layer::{RequestHead, ResponseCacheBuilder, ResponseCacheLayer};
+pub use stored::{ResponseCodec, StoredResponse};
+
+use answer::{answer, Conditions, Forward, How, CACHE_STATUS};
+use layer::Shared;
+use load::{fetch, LoadFailure, Slot};
+use stored::Disposition;
+
+use crate::{Error, Source, Status};
+
+/// The service of a [`ResponseCacheLayer`].
+#[derive(Clone)]
+pub struct ResponseCache<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for ResponseCache<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("cache", &self.shared.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ResponseCache<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+type Answer<B, E> = Result<Response<ResponseBody<B>>, E>;
+type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Answer<B, E>> + Send>>;
+
+/// The future of a [`ResponseCache`]: ready at once for a fresh hit.
+#[pin_project]
+pub struct ResponseFuture<F, B: Body, E> {
+    #[pin]
+    kind: Kind<F, B, E>,
+}
+
+#[pin_project(project = KindProj)]
+enum Kind<F, B: Body, E> {
+    Ready(Option<Response<ResponseBody<B>>>),
+    Forwarded {
+        #[pin]
+        future: F,
+        status: Option<HeaderValue>,
+    },
+    Boxed(BoxFuture<B, E>),
+}
+
+impl<F, B: Body, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Ready(_) => "ready",
+            Kind::Forwarded { .. } => "forwarded",
+            Kind::Boxed(_) => "loading",
+        };
+        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Answer<B, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Ready(response) => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("`ResponseFuture` polled after it completed"),
+            },
+            KindProj::Forwarded { future, status } => future.poll(cx).map(|result| {
+                result.map(|response| {
+                    let mut response = response.map(ResponseBody::streamed);
+                    if let Some(status) = status.take() {
+                        response.headers_mut().insert(CACHE_STATUS.clone(), status);
+                    }
+                    response
+                })
+            }),
+            KindProj::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+fn ready<F, B: Body, E>(response: Response<ResponseBody<B>>) -> ResponseFuture<F, B, E> {
+    ResponseFuture {
+        kind: Kind::Ready(Some(response)),
+    }
+}
+
+fn forwarded<F, B: Body, E>(future: F, status: Option<HeaderValue>) -> ResponseFuture<F, B, E> {
+    ResponseFuture {
+        kind: Kind::Forwarded { future, status },
+    }
+}
+
+fn boxed<F, B: Body, E>(
+    future: impl Future<Output = Answer<B, E>> + Send + 'static,
+) -> ResponseFuture<F, B, E> {
+    ResponseFuture {
+        kind: Kind::Boxed(Box::pin(future)),
+    }
+}
+
+/// What a fast read of L1 found for a request.
+enum Fast {
+    Hit(StoredResponse),
+    /// Stored, but older than the request's `max-age` or fresher than its `min-fresh` allows.
+    TooOld,
+    Miss,
+}
+
+// `&String`: the cache's key type, read without a copy.
+#[allow(clippy::ptr_arg)]
+fn fast(shared: &Shared, key: &String, request: &http::HeaderMap, directives: &CacheControl) -> Fast {
+    let cache = &shared.cache;
+    let Some(mut stored) = cache.peek(key) else {
+        return Fast::Miss;
+    };
+    if !key::matches(&stored, request) {
+        let variant = key::variant(key, &stored, request);
+        match cache.peek(&variant) {
+            Some(found) if key::matches(&found, request) => stored = found,
+            _ => return Fast::Miss,
+        }
+    }
+    if directives.max_age.is_some() || directives.min_fresh.is_some() {
+        let age = stored.age(crate::cache::wall_ms());
+        let held = age.saturating_sub(stored.0.initial_age);
+        let left = stored.lifetime().ttl().as_secs().saturating_sub(held);
+        if directives.max_age.is_some_and(|max| age > max)
+            || directives.min_fresh.is_some_and(|min| left < min)
+        {
+            return Fast::TooOld;
+        }
+    }
+    Fast::Hit(stored)
+}
+
+impl<S, Q, B> Service<Request<Q>> for ResponseCache<S>
+where
+    S: Service<Request<Q>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    Q: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
+{
+    type Response = Response<ResponseBody<B>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, B, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Q>) -> Self::Future {
+        let shared = &self.shared;
+        let method = request.method();
+        let head = method == Method::HEAD;
+        if method != Method::GET && !head {
+            if shared.invalidate_on_unsafe && !method.is_safe() {
+                return self.unsafe_call(request);
+            }
+            return forwarded(self.inner.call(request), None);
+        }
+        if key::target(request.uri()).len() > key::MAX_TARGET {
+            let status = Forward::Bypass.header(shared);
+            return forwarded(self.inner.call(request), Some(status));
+        }
+        let scope = shared.scope_of(&layer::RequestHead {
+            method,
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        });
+        let key = key::primary(request.uri(), scope.as_deref());
+        let directives = CacheControl::from_headers(request.headers());
+        let conditions = Conditions::of(request.headers());
+        let mut refresh = shared.honor_no_cache && directives.no_cache;
+        if !refresh {
+            match fast(shared, &key, request.headers(), &directives) {
+                Fast::Hit(stored) => {
+                    let how = How::Hit(Status::Fresh, Source::L1);
+                    return ready(answer(shared, &stored, how, head, conditions.as_ref()));
+                }
+                Fast::TooOld => refresh = shared.honor_no_cache,
+                Fast::Miss => {}
+            }
+        }
+        if directives.only_if_cached && !refresh {
+            // A fresh hit was answered above; a stale or missing one is not asked for.
+            if !matches!(fast(shared, &key, request.headers(), &directives), Fast::Hit(_)) {
+                return ready(answer::own(shared, StatusCode::GATEWAY_TIMEOUT, "fwd=miss"));
+            }
+        }
+        if head || directives.no_store {
+            let status = Forward::Bypass.header(shared);
+            return forwarded(self.inner.call(request), Some(status));
+        }
+        // The ready service goes with the request; this one is a fresh clone for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let slot = Slot::new(inner, request);
+        if refresh {
+            boxed(refresh_from_origin(shared, slot, key, conditions))
+        } else {
+            boxed(lookup(shared, slot, key, conditions))
+        }
+    }
+}
+
+impl<S> ResponseCache<S> {
+    /// An unsafe method: answered by the origin; its success drops the target's entry.
+    fn unsafe_call<Q, B>(&mut self, request: Request<Q>) -> ResponseFuture<S::Future, B, S::Error>
+    where
+        S: Service<Request<Q>, Response = Response<B>>,
+        S::Future: Send + 'static,
+        B: Body + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let scope = shared.scope_of(&layer::RequestHead {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        });
+        let key = key::primary(request.uri(), scope.as_deref());
+        let future = self.inner.call(request);
+        boxed(async move {
+            let response = future.await?;
+            let status = response.status();
+            if status.is_success() || status.is_redirection() {
+                // A failure to tell the shared tier leaves the others' entries to their TTL;
+                // the write itself succeeded, so its answer stands.
+                let _ = shared.cache.invalidate(&key).await;
+            }
+            Ok(response.map(ResponseBody::streamed))
+        })
+    }
+}
+
+/// What a load settled to for one request: its answer, or a stored response to check its
+/// `Vary` against.
+enum Settled<B: Body, E> {
+    Answer(Answer<B, E>),
+    Stored(StoredResponse, Status, Source),
+}
+
+async fn lookup<S, Q, B>(
+    shared: Arc<Shared>,
+    slot: Arc<Slot<S, Q, B, S::Error>>,
+    key: String,
+    conditions: Option<Conditions>,
+) -> Answer<B, S::Error>
+where
+    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    Q: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
+{
+    let conditions = conditions.as_ref();
+    let (stored, status, source) = match load(&shared, &slot, key.clone(), conditions).await {
+        Settled::Answer(answer) => return answer,
+        Settled::Stored(stored, status, source) => (stored, status, source),
+    };
+    // `None`: this request made the load, so the response is its own.
+    let Some(variant) = slot
+        .with_headers(|headers| (!key::matches(&stored, headers)).then(|| key::variant(&key, &stored, headers)))
+    else {
+        return Ok(settled(&shared, &slot, &stored, status, source, conditions));
+    };
+    let Some(variant) = variant else {
+        return Ok(settled(&shared, &slot, &stored, status, source, conditions));
+    };
+    let (stored, status, source) = match load(&shared, &slot, variant, conditions).await {
+        Settled::Answer(answer) => return answer,
+        Settled::Stored(stored, status, source) => (stored, status, source),
+    };
+    match slot.with_headers(|headers| key::matches(&stored, headers)) {
+        None | Some(true) => Ok(settled(&shared, &slot, &stored, status, source, conditions)),
+        // The origin varies on other headers than the stored response said: ask it alone.
+        Some(false) => forward(&shared, &slot, Forward::Vary).await,
+    }
+}
+
+/// The answer from a stored response reached through a load.
+fn settled<S, Q, B: Body, E>(
+    shared: &Shared,
+    slot: &Slot<S, Q, B, E>,
+    stored: &StoredResponse,
+    status: Status,
+    source: Source,
+    conditions: Option<&Conditions>,
+) -> Response<ResponseBody<B>> {
+    let how = match source {
+        Source::Loader => How::Loaded {
+            stored: stored.stored(),
+            collapsed: slot.with_headers(|_| ()).is_some(),
+        },
+        tier => How::Hit(status, tier),
+    };
+    answer(shared, stored, how, false, conditions)
+}
+
+/// One `get_with` of `key` with this request's load, settled for this request.
+async fn load<S, Q, B>(
+    shared: &Arc<Shared>,
+    slot: &Arc<Slot<S, Q, B, S::Error>>,
+    key: String,
+    conditions: Option<&Conditions>,
+) -> Settled<B, S::Error>
+where
+    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    Q: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
+{
+    let loader = {
+        let (shared, slot) = (shared.clone(), slot.clone());
+        move || fetch(shared, slot)
+    };
+    let led = |slot: &Slot<S, Q, B, S::Error>| slot.with_headers(|_| ()).is_none();
+    match shared.cache.get_with(key, loader).await {
+        Ok(cached) => {
+            let (status, source) = (cached.status(), cached.source());
+            let stored = cached.into_inner();
+            if stored.0.disposition == Disposition::Store {
+                return Settled::Stored(stored, status, source);
+            }
+            // Not stored: the answer is the loading request's own.
+            if led(slot) {
+                match slot.take_own() {
+                    Some(own) => Settled::Answer(own.map(|response| mark(shared, response))),
+                    None => Settled::Stored(stored, status, source),
+                }
+            } else {
+                Settled::Answer(forward(shared, slot, Forward::Miss).await)
+            }
+        }
+        Err(Error::Load(error)) => {
+            let failure = error.downcast_ref::<LoadFailure>();
+            let shareable = failure.and_then(|failure| failure.response.clone());
+            if led(slot) {
+                if let Some(own) = slot.take_own() {
+                    return Settled::Answer(own.map(|response| mark(shared, response)));
+                }
+            } else if shareable
+                .as_ref()
+                .is_none_or(|response| response.0.disposition != Disposition::Share)
+            {
+                return Settled::Answer(forward(shared, slot, Forward::Miss).await);
+            }
+            match shareable {
+                Some(response) => {
+                    let how = How::Loaded {
+                        stored: false,
+                        collapsed: !led(slot),
+                    };
+                    Settled::Answer(Ok(answer(shared, &response, how, false, conditions)))
+                }
+                None => Settled::Answer(Ok(answer::own(
+                    shared,
+                    StatusCode::BAD_GATEWAY,
+                    "fwd=uri-miss; detail=failed",
+                ))),
+            }
+        }
+        Err(Error::TimedOut(_)) => Settled::Answer(Ok(answer::own(
+            shared,
+            StatusCode::GATEWAY_TIMEOUT,
+            "fwd=uri-miss; detail=timeout",
+        ))),
+        Err(Error::Panicked) => Settled::Answer(Ok(answer::own(
+            shared,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "fwd=uri-miss; detail=panicked",
+        ))),
+    }
+}
+
+fn mark<B: Body>(shared: &Shared, mut response: Response<ResponseBody<B>>) -> Response<ResponseBody<B>> {
+    response
+        .headers_mut()
+        .insert(CACHE_STATUS.clone(), Forward::Miss.header(shared));
+    response
+}
+
+/// This request to the origin, alone and uncached.
+async fn forward<S, Q, B>(
+    shared: &Shared,
+    slot: &Slot<S, Q, B, S::Error>,
+    why: Forward,
+) -> Answer<B, S::Error>
+where
+    S: Service<Request<Q>, Response = Response<B>>,
+    B: Body,
+{
+    let Some((mut inner, request)) = slot.take_request() else {
+        return Ok(answer::own(shared, StatusCode::BAD_GATEWAY, "fwd=uri-miss"));
+    };
+    let mut response = inner.call(request).await?.map(ResponseBody::streamed);
+    response
+        .headers_mut()
+        .insert(CACHE_STATUS.clone(), why.header(shared));
+    Ok(response)
+}
+
+/// A request that asked for the origin: its answer is loaded here and stored for the others.
+async fn refresh_from_origin<S, Q, B>(
+    shared: Arc<Shared>,
+    slot: Arc<Slot<S, Q, B, S::Error>>,
+    key: String,
+    conditions: Option<Conditions>,
+) -> Answer<B, S::Error>
+where
+    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    Q: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
+{
+    let timeout = shared.cache.inner.policy.load_timeout;
+    let loaded = tokio::time::timeout(timeout, fetch(shared.clone(), slot.clone())).await;
+    let stored = match loaded {
+        Err(_) => {
+            let status = StatusCode::GATEWAY_TIMEOUT;
+            return Ok(answer::own(&shared, status, "fwd=request; detail=timeout"));
+        }
+        Ok(Ok(stored)) => stored,
+        Ok(Err(error)) => {
+            if let Some(own) = slot.take_own() {
+                return own;
+            }
+            match error.downcast_ref::<LoadFailure>().and_then(|f| f.response.clone()) {
+                Some(stored) => stored,
+                None => return Ok(answer::own(&shared, StatusCode::BAD_GATEWAY, "fwd=request")),
+            }
+        }
+    };
+    if stored.0.disposition == Disposition::Own {
+        if let Some(own) = slot.take_own() {
+            return own;
+        }
+    }
+    if stored.stored() {
+        // A failure to reach the shared tier leaves this instance's entry; the answer stands.
+        let _ = shared.cache.insert(key, stored.clone()).await;
+    }
+    let mut response = answer(
+        &shared,
+        &stored,
+        How::Loaded {
+            stored: stored.stored(),
+            collapsed: false,
+        },
+        false,
+        conditions.as_ref(),
+    );
+    response
+        .headers_mut()
+        .insert(CACHE_STATUS.clone(), Forward::Request.header(&shared));
+    Ok(response)
+}
