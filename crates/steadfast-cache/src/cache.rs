@@ -359,6 +359,13 @@ where
     K: CacheKey,
     V: Clone + Send + Sync + 'static,
 {
+    /// Wall-clock milliseconds now, as this cache reckons them: moved by a clock given to
+    /// the builder (a mock), so that times written into values agree with the cache's own.
+    pub(crate) fn wall_now(&self) -> u64 {
+        let now = self.clock.recent();
+        self.timebase.now(&self.clock).wall(now)
+    }
+
     /// An L1 read. The fresh hit is checked first, on its own, so that it compiles to little
     /// more than the store's `get`; everything else goes out of line.
     #[inline]

@@ -13,7 +13,6 @@ use http_body::Body;
 use super::body::ResponseBody;
 use super::layer::Shared;
 use super::stored::StoredResponse;
-use crate::cache::wall_ms;
 use crate::{Source, Stale, Status};
 
 /// The header naming how the cache handled a request (RFC 9211).
@@ -128,7 +127,10 @@ fn how_value(shared: &Shared, how: How, stored: &StoredResponse, age: u64) -> He
             format!("hit; ttl={ttl}; detail=stale-while-revalidate")
         }
         How::Hit(Status::Stale(Stale::LoadFailed(reason)), _) => {
-            format!("hit; ttl={ttl}; detail=\"stale-if-error {}\"", reason.as_str())
+            format!(
+                "hit; ttl={ttl}; detail=\"stale-if-error {}\"",
+                reason.as_str()
+            )
         }
         How::Loaded { stored, collapsed } => {
             let mut params = String::from("fwd=uri-miss");
@@ -152,14 +154,22 @@ pub(crate) fn answer<B: Body>(
     head: bool,
     conditions: Option<&Conditions>,
 ) -> Response<ResponseBody<B>> {
-    let age = stored.age(wall_ms());
+    let age = stored.age(shared.cache.inner.wall_now());
     let not_modified = stored.status() == StatusCode::OK
         && conditions.is_some_and(|conditions| conditions.not_modified(stored.headers()));
     let mut response = if not_modified {
         let mut response = Response::new(ResponseBody::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         // What a 304 must carry if the 200 would (RFC 9110 §15.4.5), and Last-Modified.
-        for name in [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY, LAST_MODIFIED] {
+        for name in [
+            CACHE_CONTROL,
+            CONTENT_LOCATION,
+            DATE,
+            ETAG,
+            EXPIRES,
+            VARY,
+            LAST_MODIFIED,
+        ] {
             for value in stored.headers().get_all(&name) {
                 response.headers_mut().append(name.clone(), value.clone());
             }
@@ -187,7 +197,11 @@ pub(crate) fn answer<B: Body>(
 
 /// A plain answer of the cache's own: `504` when the load timed out or nothing is stored
 /// for an `only-if-cached` request, `500` when the load panicked.
-pub(crate) fn own<B: Body>(shared: &Shared, status: StatusCode, params: &str) -> Response<ResponseBody<B>> {
+pub(crate) fn own<B: Body>(
+    shared: &Shared,
+    status: StatusCode,
+    params: &str,
+) -> Response<ResponseBody<B>> {
     let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = status;
     response

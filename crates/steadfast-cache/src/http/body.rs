@@ -94,9 +94,12 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
-            KindProj::Buffered(bytes) => {
-                Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            KindProj::Buffered(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             KindProj::Streamed(body) => body
                 .poll_frame(cx)
                 .map(|frame| frame.map(|frame| frame.map(to_bytes))),
@@ -153,7 +156,9 @@ impl<B: Body> Body for ResponseBody<B> {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Kind::Streamed(body) => body.size_hint(),
-            Kind::Resumed { head, rest, ended, .. } => {
+            Kind::Resumed {
+                head, rest, ended, ..
+            } => {
                 let head = head.as_ref().map_or(0, |b| b.len() as u64);
                 if *ended {
                     return SizeHint::with_exact(head);

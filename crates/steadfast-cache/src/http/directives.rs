@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(parse("max-age=abc").max_age, Some(0));
         assert_eq!(parse("max-age=-1").max_age, Some(0));
         assert_eq!(parse("max-age=60, max-age=10").max_age, Some(10));
-        assert_eq!(parse("max-age=99999999999999999999999").max_age, Some(MAX_SECONDS));
+        assert_eq!(
+            parse("max-age=99999999999999999999999").max_age,
+            Some(MAX_SECONDS)
+        );
         assert_eq!(parse("stale-if-error=x").stale_if_error, None);
         assert_eq!(parse(",,, ,"), CacheControl::default());
         assert!(parse("must-revalidate").must_revalidate);

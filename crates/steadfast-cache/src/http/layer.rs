@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::{Extensions, HeaderMap, Method, Uri};
+use http::Uri;
 use steadfast_core::HttpStatus;
 use tower_layer::Layer;
 
@@ -13,43 +13,7 @@ use super::ResponseCache;
 use crate::remote::RemoteTier;
 use crate::{Admit, BuildError, Builder, RemoteError, TieredCache};
 
-/// What the layer reads of a request to choose the caller's scope: see
-/// [`ResponseCacheBuilder::scope`].
-#[derive(Debug, Clone, Copy)]
-pub struct RequestHead<'a> {
-    pub(crate) method: &'a Method,
-    pub(crate) uri: &'a Uri,
-    pub(crate) headers: &'a HeaderMap,
-    pub(crate) extensions: &'a Extensions,
-}
-
-impl<'a> RequestHead<'a> {
-    /// The request's method.
-    #[must_use]
-    pub fn method(&self) -> &'a Method {
-        self.method
-    }
-
-    /// The request's URI.
-    #[must_use]
-    pub fn uri(&self) -> &'a Uri {
-        self.uri
-    }
-
-    /// The request's headers.
-    #[must_use]
-    pub fn headers(&self) -> &'a HeaderMap {
-        self.headers
-    }
-
-    /// The request's extensions (where an authentication layer puts the principal).
-    #[must_use]
-    pub fn extensions(&self) -> &'a Extensions {
-        self.extensions
-    }
-}
-
-type ScopeFn = Arc<dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync>;
+type ScopeFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
 
 /// What every clone of a layer and its services shares.
 pub(crate) struct Shared {
@@ -65,7 +29,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn scope_of(&self, head: &RequestHead<'_>) -> Option<String> {
+    pub(crate) fn scope_of(&self, head: &http::request::Parts) -> Option<String> {
         self.scope.as_ref().and_then(|scope| scope(head))
     }
 }
@@ -172,15 +136,15 @@ impl ResponseCacheBuilder {
     }
 
     /// Keys entries by the caller too, for a route whose answer is per user: `scope` reads
-    /// the caller's identity from the request (a header, or what an authentication layer put
-    /// in the extensions). `None` is the entry every unidentified caller shares.
+    /// the caller's identity from the request's head (a header, or what an authentication
+    /// layer put in the extensions), as the idempotency layer's scope does. `None` is the entry every unidentified caller shares.
     ///
     /// With a scope, responses to requests carrying `Authorization` are stored (each under
     /// its caller); without one, only those the origin marks `public`, `s-maxage` or
     /// `must-revalidate`, as RFC 9111 §3.5 asks of shared caches.
     pub fn scope(
         mut self,
-        scope: impl Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
+        scope: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.scope = Some(Arc::new(scope));
         self

@@ -23,7 +23,6 @@ use super::directives::CacheControl;
 use super::key;
 use super::layer::Shared;
 use super::stored::{Disposition, Parts, StoredResponse};
-use crate::cache::wall_ms;
 use crate::Lifetime;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -94,7 +93,13 @@ fn failure(reason: Reason, response: Option<StoredResponse>) -> BoxError {
 /// Conditional headers are the client's, not the cache's: the cache loads the whole response
 /// and answers each client's conditions from it.
 fn strip_conditionals(headers: &mut HeaderMap) {
-    for name in [IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE] {
+    for name in [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+        IF_RANGE,
+    ] {
         headers.remove(name);
     }
 }
@@ -135,7 +140,8 @@ where
     match buffer(body, &parts.headers, shared.max_body).await {
         Buffered::Whole(bytes) => {
             let disposition = dispose(&shared, &parts, &asked, failed.is_some());
-            let stored = stored(parts, bytes, &asked, disposition);
+            let now = shared.cache.inner.wall_now();
+            let stored = stored(parts, bytes, &asked, disposition, now);
             match failed {
                 None => Ok(stored),
                 Some(reason) => Err(failure(reason, Some(stored))),
@@ -290,7 +296,9 @@ fn dispose(
     // RFC 9111 §3.5: a shared cache stores an answer to an authorized request only when the
     // origin allows it; a scoped route keys the entry by its caller, which makes it safe.
     let authorized = asked.contains_key(AUTHORIZATION) && shared.scope.is_none();
-    if authorized && !(directives.public || directives.s_maxage.is_some() || directives.must_revalidate) {
+    if authorized
+        && !(directives.public || directives.s_maxage.is_some() || directives.must_revalidate)
+    {
         return own;
     }
     let policy = &shared.cache.inner.policy;
@@ -300,7 +308,8 @@ fn dispose(
         .map(Duration::from_secs)
         .or_else(|| {
             let expires = date_seconds(parts.headers.get(EXPIRES))?;
-            let date = date_seconds(parts.headers.get(DATE)).unwrap_or(wall_ms() / 1000);
+            let now = shared.cache.inner.wall_now();
+            let date = date_seconds(parts.headers.get(DATE)).unwrap_or(now / 1000);
             Some(Duration::from_secs(expires.saturating_sub(date)))
         });
     let freshness = match explicit {
@@ -343,6 +352,7 @@ fn stored(
     body: Bytes,
     asked: &HeaderMap,
     (disposition, lifetime): (Disposition, Lifetime),
+    now_ms: u64,
 ) -> StoredResponse {
     let vary = vary_names(&parts.headers)
         .unwrap_or_default()
@@ -361,7 +371,7 @@ fn stored(
         initial_age,
         headers,
         body,
-        stored_at_ms: wall_ms(),
+        stored_at_ms: now_ms,
         lifetime,
         generation: fastrand::u64(..),
         vary,

@@ -85,7 +85,7 @@ use tower_service::Service;
 
 pub use body::ResponseBody;
 pub use directives::CacheControl;
-pub use layer::{RequestHead, ResponseCacheBuilder, ResponseCacheLayer};
+pub use layer::{ResponseCacheBuilder, ResponseCacheLayer};
 pub use stored::{ResponseCodec, StoredResponse};
 
 use answer::{answer, Conditions, Forward, How, CACHE_STATUS};
@@ -137,6 +137,8 @@ pub struct ResponseFuture<F, B: Body, E> {
     kind: Kind<F, B, E>,
 }
 
+// The ready response is the hit path: boxing it would cost an allocation per hit.
+#[allow(clippy::large_enum_variant)]
 #[pin_project(project = KindProj)]
 enum Kind<F, B: Body, E> {
     Ready(Option<Response<ResponseBody<B>>>),
@@ -155,7 +157,9 @@ impl<F, B: Body, E> std::fmt::Debug for ResponseFuture<F, B, E> {
             Kind::Forwarded { .. } => "forwarded",
             Kind::Boxed(_) => "loading",
         };
-        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
     }
 }
 
@@ -216,7 +220,12 @@ enum Fast {
 
 // `&String`: the cache's key type, read without a copy.
 #[allow(clippy::ptr_arg)]
-fn fast(shared: &Shared, key: &String, request: &http::HeaderMap, directives: &CacheControl) -> Fast {
+fn fast(
+    shared: &Shared,
+    key: &String,
+    request: &http::HeaderMap,
+    directives: &CacheControl,
+) -> Fast {
     let cache = &shared.cache;
     let Some(mut stored) = cache.peek(key) else {
         return Fast::Miss;
@@ -229,7 +238,7 @@ fn fast(shared: &Shared, key: &String, request: &http::HeaderMap, directives: &C
         }
     }
     if directives.max_age.is_some() || directives.min_fresh.is_some() {
-        let age = stored.age(crate::cache::wall_ms());
+        let age = stored.age(shared.cache.inner.wall_now());
         let held = age.saturating_sub(stored.0.initial_age);
         let left = stored.lifetime().ttl().as_secs().saturating_sub(held);
         if directives.max_age.is_some_and(|max| age > max)
@@ -273,13 +282,9 @@ where
             let status = Forward::Bypass.header(shared);
             return forwarded(self.inner.call(request), Some(status));
         }
-        let scope = shared.scope_of(&layer::RequestHead {
-            method,
-            uri: request.uri(),
-            headers: request.headers(),
-            extensions: request.extensions(),
-        });
-        let key = key::primary(request.uri(), scope.as_deref());
+        let (parts, body) = request.into_parts();
+        let key = key::primary(&parts.uri, shared.scope_of(&parts).as_deref());
+        let request = Request::from_parts(parts, body);
         let directives = CacheControl::from_headers(request.headers());
         let conditions = Conditions::of(request.headers());
         let mut refresh = shared.honor_no_cache && directives.no_cache;
@@ -295,7 +300,10 @@ where
         }
         if directives.only_if_cached && !refresh {
             // A fresh hit was answered above; a stale or missing one is not asked for.
-            if !matches!(fast(shared, &key, request.headers(), &directives), Fast::Hit(_)) {
+            if !matches!(
+                fast(shared, &key, request.headers(), &directives),
+                Fast::Hit(_)
+            ) {
                 return ready(answer::own(shared, StatusCode::GATEWAY_TIMEOUT, "fwd=miss"));
             }
         }
@@ -325,14 +333,9 @@ impl<S> ResponseCache<S> {
         B: Body + Send + 'static,
     {
         let shared = self.shared.clone();
-        let scope = shared.scope_of(&layer::RequestHead {
-            method: request.method(),
-            uri: request.uri(),
-            headers: request.headers(),
-            extensions: request.extensions(),
-        });
-        let key = key::primary(request.uri(), scope.as_deref());
-        let future = self.inner.call(request);
+        let (parts, body) = request.into_parts();
+        let key = key::primary(&parts.uri, shared.scope_of(&parts).as_deref());
+        let future = self.inner.call(Request::from_parts(parts, body));
         boxed(async move {
             let response = future.await?;
             let status = response.status();
@@ -348,6 +351,8 @@ impl<S> ResponseCache<S> {
 
 /// What a load settled to for one request: its answer, or a stored response to check its
 /// `Vary` against.
+// Lives on the stack for one step of a miss: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Settled<B: Body, E> {
     Answer(Answer<B, E>),
     Stored(StoredResponse, Status, Source),
@@ -374,9 +379,9 @@ where
         Settled::Stored(stored, status, source) => (stored, status, source),
     };
     // `None`: this request made the load, so the response is its own.
-    let Some(variant) = slot
-        .with_headers(|headers| (!key::matches(&stored, headers)).then(|| key::variant(&key, &stored, headers)))
-    else {
+    let Some(variant) = slot.with_headers(|headers| {
+        (!key::matches(&stored, headers)).then(|| key::variant(&key, &stored, headers))
+    }) else {
         return Ok(settled(&shared, &slot, &stored, status, source, conditions));
     };
     let Some(variant) = variant else {
@@ -491,7 +496,10 @@ where
     }
 }
 
-fn mark<B: Body>(shared: &Shared, mut response: Response<ResponseBody<B>>) -> Response<ResponseBody<B>> {
+fn mark<B: Body>(
+    shared: &Shared,
+    mut response: Response<ResponseBody<B>>,
+) -> Response<ResponseBody<B>> {
     response
         .headers_mut()
         .insert(CACHE_STATUS.clone(), Forward::Miss.header(shared));
@@ -546,7 +554,10 @@ where
             if let Some(own) = slot.take_own() {
                 return own;
             }
-            match error.downcast_ref::<LoadFailure>().and_then(|f| f.response.clone()) {
+            match error
+                .downcast_ref::<LoadFailure>()
+                .and_then(|f| f.response.clone())
+            {
                 Some(stored) => stored,
                 None => return Ok(answer::own(&shared, StatusCode::BAD_GATEWAY, "fwd=request")),
             }
