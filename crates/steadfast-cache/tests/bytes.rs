@@ -199,3 +199,73 @@ fn check_notice(bytes: &[u8]) -> Result<(), TestCaseError> {
     }
     Ok(())
 }
+
+/// Arbitrary bytes as a stored HTTP response from the shared tier, and as a `Cache-Control`
+/// field: a response or an error, directives or none, never a panic.
+#[cfg(feature = "http")]
+mod http {
+    use proptest::prelude::*;
+    use steadfast_cache::codec::Codec;
+    use steadfast_cache::http::{CacheControl, ResponseCodec, StoredResponse};
+
+    fn same(a: &StoredResponse, b: &StoredResponse) -> bool {
+        a.status() == b.status()
+            && a.headers() == b.headers()
+            && a.body() == b.body()
+            && a.lifetime() == b.lifetime()
+    }
+
+    proptest! {
+        #[test]
+        fn response_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(response) = ResponseCodec.decode(&bytes) {
+                let mut again = Vec::new();
+                ResponseCodec.encode(&response, &mut again).unwrap();
+                let back = ResponseCodec.decode(&again).unwrap();
+                prop_assert!(same(&response, &back));
+            }
+        }
+
+        #[test]
+        fn a_response_survives_a_cut_or_a_flipped_byte(
+            status in 200u16..600,
+            headers in proptest::collection::vec(("[a-z][a-z0-9-]{0,12}", "[ -~]{0,24}"), 0..6),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = b"SFR\x01".to_vec();
+            bytes.extend_from_slice(&status.to_be_bytes());
+            bytes.extend_from_slice(&[0; 48]);
+            bytes.extend_from_slice(&0u32.to_be_bytes());
+            bytes.extend_from_slice(&u32::try_from(headers.len()).unwrap().to_be_bytes());
+            for (name, value) in &headers {
+                for part in [name.as_bytes(), value.trim().as_bytes()] {
+                    bytes.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+                    bytes.extend_from_slice(part);
+                }
+            }
+            bytes.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+            bytes.extend_from_slice(&body);
+            let response = ResponseCodec.decode(&bytes);
+            prop_assert!(response.is_ok(), "{:?}", response.err());
+            let response = response.unwrap();
+            prop_assert_eq!(response.body().as_ref(), &body[..]);
+            let cut = cut.index(bytes.len());
+            prop_assert!(ResponseCodec.decode(&bytes[..cut]).is_err());
+            let mut flipped = bytes.clone();
+            let at = flip.index(flipped.len());
+            flipped[at] ^= 0xff;
+            let _ = ResponseCodec.decode(&flipped);
+        }
+
+        #[test]
+        fn cache_control_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut directives = CacheControl::default();
+            directives.parse(&bytes);
+            if let Some(age) = directives.max_age {
+                prop_assert!(age <= 2_147_483_648);
+            }
+        }
+    }
+}
