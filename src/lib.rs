@@ -9,9 +9,9 @@
 //! | `fallback` (default) | [`fallback`]: fallbacks and degradation switches |
 //! | `idempotency` (default) | [`idempotency`]: Idempotency-Key for HTTP, idempotent business calls |
 //! | `cache` (default) | [`cache`]: the two-tier cache (moka in process, Redis shared) |
-//! | `macros` | `#[idempotent]` |
+//! | `macros` | `#[idempotent]` and `#[cached]` |
 //! | `redis` | the Redis idempotency stores and the Redis cache tier |
-//! | `http` (default) | HTTP classification and the problem+json error mode, for axum |
+//! | `http` (default) | HTTP classification, the problem+json error mode and the response cache layer, for axum |
 //! | `tonic` | gRPC classification and errors as `tonic::Status` |
 //! | `serde` | configs that deserialize from files |
 //! | `axum` | per-route fallback tables and the degradation admin router |
@@ -43,6 +43,10 @@ pub use steadfast_cache as cache;
 #[cfg(all(feature = "macros", feature = "idempotency"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "macros", feature = "idempotency"))))]
 pub use steadfast_macros::idempotent;
+
+#[cfg(all(feature = "macros", feature = "cache"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "macros", feature = "cache"))))]
+pub use steadfast_macros::cached;
 
 /// Guides, compiled and run as doc tests.
 #[cfg(all(

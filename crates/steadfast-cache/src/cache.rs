@@ -361,6 +361,7 @@ where
 {
     /// Wall-clock milliseconds now, as this cache reckons them: moved by a clock given to
     /// the builder (a mock), so that times written into values agree with the cache's own.
+    #[cfg(feature = "http")]
     pub(crate) fn wall_now(&self) -> u64 {
         let now = self.clock.recent();
         self.timebase.now(&self.clock).wall(now)

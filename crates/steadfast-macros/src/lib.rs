@@ -4,6 +4,9 @@
 //! gets the stored result, through serde, without running the body again. It expands to a
 //! call of `Idempotency::run` from `steadfast-idempotency`.
 //!
+//! [`#[cached]`](macro@cached) caches the results of an async function in a `TieredCache`
+//! from `steadfast-cache`, with its TTL and stale windows written on the function.
+//!
 //! ```
 //! use steadfast_idempotency::{Fingerprint, Idempotency, IdempotencyKey, Refusal};
 //! use steadfast_macros::idempotent;
@@ -64,6 +67,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, ItemFn, LitStr, Pat, Token};
+
+mod cached;
 
 struct Args {
     engine: Option<Expr>,
@@ -167,11 +172,12 @@ pub fn idempotent(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// The path of the idempotency crate as the calling crate names it: `steadfast-idempotency`
-/// directly, or through the `steadfast` facade.
-fn idempotency_crate() -> TokenStream2 {
+/// The path of a family crate as the calling crate names it: the crate directly, or its
+/// module of the `steadfast` facade.
+pub(crate) fn crate_path(package: &str, module: &str) -> TokenStream2 {
     use proc_macro_crate::{crate_name, FoundCrate};
-    match crate_name("steadfast-idempotency") {
+    let module = format_ident!("{module}");
+    match crate_name(package) {
         Ok(FoundCrate::Itself) => quote!(crate),
         Ok(FoundCrate::Name(name)) => {
             let name = format_ident!("{name}");
@@ -180,15 +186,75 @@ fn idempotency_crate() -> TokenStream2 {
         Err(_) => match crate_name("steadfast") {
             Ok(FoundCrate::Name(name)) => {
                 let name = format_ident!("{name}");
-                quote!(::#name::idempotency)
+                quote!(::#name::#module)
             }
-            _ => quote!(::steadfast::idempotency),
+            _ => quote!(::steadfast::#module),
         },
     }
 }
 
+/// Caches the results of an async function in a `TieredCache` (from `steadfast-cache`): one
+/// line declares what is cached, for how long, and when a stale answer beats an error.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use steadfast_macros::cached;
+///
+/// static QUERIES: AtomicU32 = AtomicU32::new(0);
+///
+/// #[derive(Debug, Clone)]
+/// struct DbError(String);
+/// impl From<steadfast_cache::Error<DbError>> for DbError {
+///     fn from(error: steadfast_cache::Error<DbError>) -> Self {
+///         match error {
+///             steadfast_cache::Error::Load(error) => (*error).clone(),
+///             other => DbError(format!("{other:?}")),
+///         }
+///     }
+/// }
+///
+/// #[cached(ttl = "5m", stale_if_error = "1h", key = id)]
+/// async fn product_name(id: u64) -> Result<String, DbError> {
+///     QUERIES.fetch_add(1, Ordering::SeqCst);
+///     Ok(format!("product {id}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(product_name(7).await.unwrap(), "product 7");
+/// assert_eq!(product_name(7).await.unwrap(), "product 7");
+/// assert_eq!(QUERIES.load(Ordering::SeqCst), 1);
+/// # }
+/// ```
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `key = EXPR` | the key; its `Display` text keys the function's own cache | the argument, for a function of one |
+/// | `ttl = "DURATION"` | how long a result is fresh (`"90s"`, `"5m"`) | required, unless `cache` is given |
+/// | `stale_if_error = "DURATION"` | how long past its TTL a result answers a failed reload | none |
+/// | `stale_while_revalidate = "DURATION"` | how long past its TTL a result is answered while it reloads in the background | none |
+/// | `negative_ttl = "DURATION"` | how long an `Ok(None)` is kept, for `Result<Option<T>, E>` | none: `None` is not kept |
+/// | `capacity = N` | the most entries kept in process | 10 000 |
+/// | `name = "NAME"` | the cache's name (metrics, Redis keys) | the function's name |
+/// | `cache = EXPR` | a `TieredCache<K, T>` of your own (with a Redis tier, say) instead; `key` is then its `K` | the function's own |
+/// | `map_err = EXPR` | turns a `steadfast_cache::Error<E>` into the function's `E` | `From::from` |
+///
+/// The function must be `async`, not generic, return `Result<T, E>` with `T: Clone + Send +
+/// Sync + 'static`, and take owned arguments: a load runs on its own task, so that a caller
+/// that goes away does not cancel it for the others. Errors are never cached; concurrent calls
+/// with one key run the body once.
+#[proc_macro_attribute]
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = syn::parse_macro_input!(attr as cached::Args);
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match cached::expand(args, function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
 fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> {
-    let krate = idempotency_crate();
+    let krate = crate_path("steadfast-idempotency", "idempotency");
     let signature = &function.sig;
     if signature.asyncness.is_none() {
         return Err(syn::Error::new(
