@@ -52,23 +52,25 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use steadfast_benches::{parallel, poll_once};
 
+mod cache_http;
+use cache_http::{hitbox_call, hitbox_service, http_origin, http_request, HttpBody, ORIGIN_CALLS};
+
 use bytes::Bytes;
 use cached::macros::{cached, concurrent_cached};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use http_body_util::Full;
 use steadfast::cache::{L1Kind, Source, TieredCache};
 use tower::{service_fn, Layer, Service};
 
 /// Entries in every cache.
-const CAPACITY: u64 = 10_000;
+pub(crate) const CAPACITY: u64 = 10_000;
 /// Keys `0..KEYS` are filled before timing.
-const KEYS: u64 = 1_000;
+pub(crate) const KEYS: u64 = 1_000;
 /// The key of the single-key entries.
-const HOT: u64 = 42;
+pub(crate) const HOT: u64 = 42;
 /// The TTL of every cache that has one: far longer than a run.
-const TTL: Duration = Duration::from_secs(60);
+pub(crate) const TTL: Duration = Duration::from_secs(60);
 /// Every entry's value, 32 bytes.
-const TEXT: &str = "teapot, stoneware, 1.2 l, white.";
+pub(crate) const TEXT: &str = "teapot, stoneware, 1.2 l, white.";
 
 type Value = Arc<String>;
 
@@ -78,7 +80,10 @@ fn value() -> Value {
 
 /// One call the way Tower wants it: `poll_ready`, `call`, then polls the response future once.
 #[inline(always)]
-fn call_once<S: Service<R>, R>(service: &mut S, request: R) -> Result<S::Response, S::Error> {
+pub(crate) fn call_once<S: Service<R>, R>(
+    service: &mut S,
+    request: R,
+) -> Result<S::Response, S::Error> {
     let mut cx = Context::from_waker(Waker::noop());
     match service.poll_ready(&mut cx) {
         Poll::Ready(Ok(())) => {}
@@ -93,7 +98,7 @@ fn call_once<S: Service<R>, R>(service: &mut S, request: R) -> Result<S::Respons
 }
 
 /// The loader of every timed `get_with`: a hit must not call it.
-fn no_load() -> Ready<Result<Value, Infallible>> {
+pub(crate) fn no_load() -> Ready<Result<Value, Infallible>> {
     panic!("a fresh L1 hit does not load")
 }
 
@@ -184,7 +189,7 @@ fn quick() -> quick_cache::sync::Cache<u64, Value> {
     cache
 }
 
-fn steadfast() -> TieredCache<u64, Value> {
+pub(crate) fn steadfast() -> TieredCache<u64, Value> {
     steadfast_on(L1Kind::Moka)
 }
 
@@ -273,36 +278,6 @@ fn tower_resilience(
         call_once(&mut service, key).expect("a load");
     }
     service
-}
-
-type HttpBody = Full<Bytes>;
-
-fn http_request(key: u64) -> http::Request<HttpBody> {
-    http::Request::get(format!("/products/{key}"))
-        .body(Full::new(Bytes::new()))
-        .expect("a valid request")
-}
-
-/// Calls that reached the service behind tower-resilience's cache or hitbox's: none may while
-/// timing.
-static ORIGIN_CALLS: AtomicU64 = AtomicU64::new(0);
-
-/// The HTTP service behind `http_bare` and `hitbox`, generic over the request's body: hitbox
-/// hands its upstream the request with its body wrapped.
-fn http_origin<B: Send + 'static>() -> impl Service<
-    http::Request<B>,
-    Response = http::Response<HttpBody>,
-    Error = Infallible,
-    Future = Ready<Result<http::Response<HttpBody>, Infallible>>,
-> + Clone
-       + Send
-       + 'static {
-    service_fn(|_: http::Request<B>| {
-        ORIGIN_CALLS.fetch_add(1, Ordering::Relaxed);
-        ready(Ok::<_, Infallible>(http::Response::new(Full::new(
-            Bytes::from_static(TEXT.as_bytes()),
-        ))))
-    })
 }
 
 /// Group `hit`.
@@ -409,41 +384,6 @@ fn hit(c: &mut Criterion) {
     group.finish();
 }
 
-fn hitbox_service() -> impl Service<
-    http::Request<HttpBody>,
-    Response = http::Response<hitbox_http::BufferedBody<HttpBody>>,
-    Error = Infallible,
-> {
-    use hitbox::policy::PolicyConfig;
-    use hitbox_http::extractors::Path;
-    use hitbox_http::predicates::{NeutralRequestPredicate, NeutralResponsePredicate};
-
-    let backend = hitbox_moka::MokaBackend::builder()
-        .max_entries(CAPACITY)
-        .build();
-    let config = hitbox::Config::builder()
-        .request_predicate(NeutralRequestPredicate::new())
-        .response_predicate(NeutralResponsePredicate::new())
-        .extractor(Path::new("/products/{id}"))
-        .policy(PolicyConfig::builder().ttl(TTL).build())
-        .build();
-    hitbox_tower::Cache::builder()
-        .backend(backend)
-        .config(config)
-        .build()
-        .layer(http_origin())
-}
-
-fn hitbox_call<S>(service: &mut S, key: u64) -> S::Response
-where
-    S: Service<http::Request<HttpBody>, Error = Infallible>,
-{
-    match call_once(service, http_request(key)) {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
-}
-
 /// Group `hit_spread`.
 fn hit_spread(c: &mut Criterion) {
     let mut group = c.benchmark_group("hit_spread");
@@ -541,5 +481,5 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hit, hit_spread, threads);
+criterion_group!(benches, hit, hit_spread, threads, cache_http::http_hit);
 criterion_main!(benches);

@@ -361,6 +361,12 @@ where
 {
     /// Wall-clock milliseconds now, as this cache reckons them: moved by a clock given to
     /// the builder (a mock), so that times written into values agree with the cache's own.
+    /// The L1 value of `key` whatever its freshness: a probe that loads nothing.
+    #[cfg(feature = "http")]
+    pub(crate) fn peek_any(&self, key: &K) -> Option<V> {
+        self.l1.get(key).map(|entry| entry.value)
+    }
+
     #[cfg(feature = "http")]
     pub(crate) fn wall_now(&self) -> u64 {
         let now = self.clock.recent();

@@ -85,7 +85,9 @@ fn routes(origin: &Origin) -> Router {
     let greeting = move |headers: HeaderMap| {
         let o = o.clone();
         async move {
-            o.enter().await;
+            if let Some(failed) = o.enter().await {
+                return failed;
+            }
             let language = headers
                 .get("accept-language")
                 .and_then(|v| v.to_str().ok())
@@ -95,6 +97,7 @@ fn routes(origin: &Origin) -> Router {
                 [("cache-control", "max-age=60"), ("vary", "Accept-Language")],
                 format!("hello in {language}"),
             )
+                .into_response()
         }
     };
     let o = origin.clone();
@@ -105,16 +108,25 @@ fn routes(origin: &Origin) -> Router {
                 o.enter().await;
                 o.calls()
             };
+            // Long enough for concurrent requests to meet on one load.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             let mut response = format!("answer {n}").into_response();
             let header = match directive.as_str() {
                 "no-store" => "no-store",
                 "private" => "private, max-age=60",
+                "public" => "public, max-age=60",
                 "cookie" => "max-age=60",
                 _ => "max-age=60",
             };
             response
                 .headers_mut()
                 .insert("cache-control", header.parse().unwrap());
+            if directive == "expires" {
+                response.headers_mut().remove("cache-control");
+                response
+                    .headers_mut()
+                    .insert("expires", "0".parse().unwrap());
+            }
             if directive == "cookie" {
                 response
                     .headers_mut()
@@ -167,6 +179,7 @@ fn cache(name: &str, clock: Option<Clock>) -> Builder<String, StoredResponse> {
     let mut builder = TieredCache::builder(name)
         .ttl(Duration::from_secs(300))
         .stale_if_error(Duration::from_secs(3600))
+        .stale_while_revalidate(Duration::from_secs(30))
         .load_timeout(Duration::from_millis(300))
         .retry_after_error(Duration::ZERO);
     if let Some(clock) = clock {
@@ -266,10 +279,7 @@ async fn a_miss_then_hits_with_age() {
         let (status, headers, body) = server.get("/products/1", &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, "product 1 (call 1)");
-        assert!(
-            cache_status(&headers).starts_with("hits; hit; ttl="),
-            "{headers:?}"
-        );
+        assert_eq!(cache_status(&headers), "hits; hit", "{headers:?}");
         assert_eq!(headers["age"], "0");
         assert_eq!(headers["etag"], "\"v1\"");
     }
@@ -280,6 +290,10 @@ async fn a_miss_then_hits_with_age() {
     let (status, headers, body) = server.send("HEAD", "/products/1", &[]).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
     assert!(cache_status(&headers).contains("hit"));
+    assert_eq!(
+        headers["content-length"], "18",
+        "the GET's length, not the empty body's"
+    );
     assert_eq!(origin.calls(), 2);
 }
 
@@ -316,6 +330,61 @@ async fn no_store_private_and_cookies_are_never_stored() {
 }
 
 #[tokio::test]
+async fn authorized_and_expired_answers_are_not_shared() {
+    let (server, origin, _) = served("authorized", None).await;
+    let bearer = [("authorization", "Bearer a")];
+    let (_, _, a) = server.get("/directive/plain", &bearer).await;
+    let (_, _, b) = server.get("/directive/plain", &bearer).await;
+    assert_ne!(
+        a, b,
+        "an authorized request's answer is not stored without leave"
+    );
+    let (_, _, a) = server.get("/directive/public", &bearer).await;
+    let (_, _, b) = server.get("/directive/public", &[]).await;
+    assert_eq!(a, b, "`public` gives that leave");
+    let (_, _, a) = server.get("/directive/expires", &[]).await;
+    let (_, _, b) = server.get("/directive/expires", &[]).await;
+    assert_ne!(a, b, "`Expires: 0` is already expired");
+    assert_eq!(origin.calls(), 5);
+}
+
+#[tokio::test]
+async fn a_variant_is_never_answered_to_other_header_values_when_stale() {
+    let (clock, mock) = Clock::mock();
+    let (server, origin, _) = served("stale-vary", Some(clock)).await;
+    server.get("/greeting", &[("accept-language", "en")]).await;
+    server.get("/greeting", &[("accept-language", "fr")]).await;
+    // Within stale-while-revalidate: each language gets its own, and a new one its own load.
+    mock.advance(Duration::from_secs(70));
+    for language in ["de", "fr", "en"] {
+        let (_, _, body) = server
+            .get("/greeting", &[("accept-language", language)])
+            .await;
+        assert_eq!(body, format!("hello in {language}"));
+    }
+    // The origin down, past the revalidate window: stale answers per language, and a
+    // language never stored gets the failure, not another language's page.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    mock.advance(Duration::from_secs(400));
+    origin.set(1);
+    for language in ["fr", "en"] {
+        let (status, headers, body) = server
+            .get("/greeting", &[("accept-language", language)])
+            .await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, format!("hello in {language}"))
+        );
+        assert!(
+            cache_status(&headers).contains("stale-if-error"),
+            "{headers:?}"
+        );
+    }
+    let (status, _, body) = server.get("/greeting", &[("accept-language", "it")]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+#[tokio::test]
 async fn a_private_answer_is_never_shared_with_a_concurrent_request() {
     let (server, origin, _) = served("private-herd", None).await;
     let server = Arc::new(server);
@@ -329,6 +398,8 @@ async fn a_private_answer_is_never_shared_with_a_concurrent_request() {
     distinct.dedup();
     assert_eq!(distinct.len(), answers.len(), "{answers:?}");
     assert_eq!(origin.calls(), 20);
+    // They did meet on loads: the answers are numbered by arrival, all before any finished.
+    assert!(answers.iter().all(|answer| answer.starts_with("answer ")));
 }
 
 #[tokio::test]
@@ -387,7 +458,8 @@ async fn stale_if_error_when_the_origin_fails_hangs_or_degrades() {
     let (clock, mock) = Clock::mock();
     let (server, origin, _) = served("stale", Some(clock)).await;
     let (_, _, fresh) = server.get("/products/5", &[]).await;
-    mock.advance(Duration::from_secs(61));
+    // Past its max-age and the stale-while-revalidate window.
+    mock.advance(Duration::from_secs(91));
     for (mode, reason) in [(1, "failure_response"), (2, "timeout"), (3, "breaker_open")] {
         origin.set(mode);
         let (status, headers, body) = server.get("/products/5", &[]).await;

@@ -283,6 +283,14 @@ pub(crate) fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> 
             ));
         }
     };
+    if args.negative_ttl.is_some() && !optional {
+        return Err(syn::Error::new(
+            args.negative_ttl
+                .as_ref()
+                .map_or_else(Span::call_site, |(literal, _)| literal.span()),
+            "`negative_ttl` keeps `Ok(None)`: it needs a function returning `Result<Option<T>, E>`",
+        ));
+    }
     let map_err = args
         .map_err
         .map_or_else(|| quote!(::core::convert::From::from), |map| quote!(#map));
@@ -328,9 +336,18 @@ pub(crate) fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> 
     let attrs = &function.attrs;
     let vis = &function.vis;
     let block = &function.block;
+    // The outer function only moves its arguments on: a `mut` belongs to the body's copy.
+    let mut outer = signature.clone();
+    for input in &mut outer.inputs {
+        if let FnArg::Typed(typed) = input {
+            if let Pat::Ident(ident) = &mut *typed.pat {
+                ident.mutability = None;
+            }
+        }
+    }
     Ok(quote! {
         #(#attrs)*
-        #vis #signature {
+        #vis #outer {
             #[allow(clippy::too_many_arguments)]
             #inner_signature #block
 

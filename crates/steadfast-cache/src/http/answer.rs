@@ -1,11 +1,12 @@
 //! Answers built from stored responses: `Age`, `Cache-Status` (RFC 9211), and `304 Not
 //! Modified` for conditional requests (RFC 9110 §13).
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
-    HeaderName, HeaderValue, AGE, CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, VARY,
+    HeaderName, HeaderValue, AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, DATE, ETAG,
+    EXPIRES, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, VARY,
 };
 use http::{HeaderMap, Response, StatusCode};
 use http_body::Body;
@@ -122,7 +123,7 @@ fn how_value(shared: &Shared, how: How, stored: &StoredResponse, age: u64) -> He
         - i64::try_from(held).unwrap_or(i64::MAX);
     let params = match how {
         How::Hit(Status::Fresh, Source::L2) => format!("hit; ttl={ttl}; detail=l2"),
-        How::Hit(Status::Fresh, _) => format!("hit; ttl={ttl}"),
+        How::Hit(Status::Fresh, _) => String::from("hit"),
         How::Hit(Status::Stale(Stale::Revalidating), _) => {
             format!("hit; ttl={ttl}; detail=stale-while-revalidate")
         }
@@ -184,15 +185,41 @@ pub(crate) fn answer<B: Body>(
         let mut response = Response::new(body);
         *response.status_mut() = stored.status();
         *response.headers_mut() = stored.headers().clone();
+        if head && !response.headers().contains_key(CONTENT_LENGTH) {
+            // The length the `GET` would have, not the empty body's.
+            let length = HeaderValue::from(stored.body().len());
+            response.headers_mut().insert(CONTENT_LENGTH, length);
+        }
         response
     };
     let headers = response.headers_mut();
-    headers.insert(AGE, HeaderValue::from(age));
-    headers.insert(CACHE_STATUS.clone(), how_value(shared, how, stored, age));
-    if let How::Hit(status, _) = how {
-        response.extensions_mut().insert(status);
+    headers.insert(AGE, age_value(age));
+    match how {
+        // The hit path: a value made once, cloned by a reference count.
+        How::Hit(Status::Fresh, Source::L1) => {
+            headers.insert(CACHE_STATUS.clone(), shared.hit.clone());
+        }
+        How::Hit(status @ Status::Stale(_), _) => {
+            headers.insert(CACHE_STATUS.clone(), how_value(shared, how, stored, age));
+            // For the layers outside (an SLI that counts stale answers as degraded).
+            response.extensions_mut().insert(status);
+        }
+        _ => {
+            headers.insert(CACHE_STATUS.clone(), how_value(shared, how, stored, age));
+        }
     }
     response
+}
+
+/// `Age` values up to ten minutes, made once: a hit then formats and allocates nothing.
+fn age_value(age: u64) -> HeaderValue {
+    static AGES: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let ages = AGES.get_or_init(|| (0..=600u64).map(HeaderValue::from).collect());
+    usize::try_from(age)
+        .ok()
+        .and_then(|age| ages.get(age))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(age))
 }
 
 /// A plain answer of the cache's own: `504` when the load timed out or nothing is stored

@@ -2,7 +2,9 @@
 //!
 //! A key is `GET <path?query>`, then ` <n>:<scope>` for a scoped caller; a variant's key adds
 //! the stored response's generation and the request's value of every header its `Vary` names,
-//! each length-prefixed, so no two requests that differ share a key.
+//! each length-prefixed, so no two requests that differ share a key. Targets, scopes and
+//! header values over their limits are not cached under, so a key's length is bounded
+//! whatever a client sends.
 
 use std::fmt::Write;
 
@@ -29,12 +31,24 @@ pub(crate) fn primary(uri: &Uri, scope: Option<&str>) -> String {
     key
 }
 
-pub(crate) fn variant(primary: &str, stored: &StoredResponse, headers: &HeaderMap) -> String {
+/// A scope longer than this is not cached under: the key stays bounded.
+pub(crate) const MAX_SCOPE: usize = 256;
+/// A request header value `Vary` names that is longer than this is not cached under.
+const MAX_VARY_VALUE: usize = 1024;
+
+/// The key of the variant of `stored` that `headers` select; `None` when a value is too long
+/// to key by.
+pub(crate) fn variant(
+    primary: &str,
+    stored: &StoredResponse,
+    headers: &HeaderMap,
+) -> Option<String> {
     let mut key = String::with_capacity(primary.len() + 64);
     key.push_str(primary);
     let _ = write!(key, " v{:x}", stored.0.generation);
     for (name, _) in &stored.0.vary {
         match combined(headers, name) {
+            Some(value) if value.len() > MAX_VARY_VALUE => return None,
             Some(value) => {
                 // Header values are visible ASCII or opaque bytes; the key is text, so bytes
                 // outside ASCII are written escaped.
@@ -44,7 +58,7 @@ pub(crate) fn variant(primary: &str, stored: &StoredResponse, headers: &HeaderMa
             None => key.push_str(" -"),
         }
     }
-    key
+    Some(key)
 }
 
 /// Every value of `name` in `headers`, joined with `, ` as one field value.

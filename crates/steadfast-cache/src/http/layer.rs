@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) cache: TieredCache<String, StoredResponse>,
     /// The `Cache-Status` identifier: the cache's name.
     pub(crate) name: http::HeaderValue,
+    /// `Cache-Status` of a fresh L1 hit, made once.
+    pub(crate) hit: http::HeaderValue,
     pub(crate) max_body: usize,
     pub(crate) scope: Option<ScopeFn>,
     pub(crate) explicit_only: bool,
@@ -202,10 +204,13 @@ impl ResponseCacheBuilder {
             .build()?;
         let name = http::HeaderValue::from_str(cache.name())
             .map_err(|_| BuildError::Name(cache.name().to_owned()))?;
+        let hit = http::HeaderValue::from_str(&format!("{}; hit", cache.name()))
+            .map_err(|_| BuildError::Name(cache.name().to_owned()))?;
         Ok(ResponseCacheLayer {
             shared: Arc::new(Shared {
                 cache,
                 name,
+                hit,
                 max_body: self.max_body,
                 scope: self.scope,
                 explicit_only: self.explicit_only,

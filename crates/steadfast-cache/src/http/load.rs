@@ -3,13 +3,14 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{
-    HeaderName, AGE, AUTHORIZATION, CONTENT_LENGTH, DATE, EXPIRES, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, SET_COOKIE, VARY,
+    HeaderName, AGE, AUTHORIZATION, CONTENT_LENGTH, COOKIE, DATE, EXPIRES, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, SET_COOKIE, VARY,
 };
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
@@ -27,30 +28,37 @@ use crate::Lifetime;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A request's way to the origin, and the answer meant for it alone.
+/// A request's way to the origin, and the answers meant for it alone.
 ///
-/// The request (with a ready clone of the inner service) waits here: the load that runs takes
-/// it; a request that joined another's load still has it, to go to the origin itself when
-/// that load's answer may not be shared.
+/// The request (with a ready clone of the inner service) waits here: a load of this request
+/// takes it (one the caller awaits, or a background refresh); a request that joined another's
+/// load still has it, to go to the origin itself when that load's answer may not be shared.
+/// Whose answer a response is, is recorded, never inferred from whether the request is gone.
 pub(crate) struct Slot<S, Q, B: Body, E> {
+    /// The request's headers, for `Vary` matching whoever holds the request.
+    pub(crate) asked: HeaderMap,
+    /// Whether the request is keyed under a caller's scope.
+    pub(crate) scoped: bool,
     request: Mutex<Option<(S, Request<Q>)>>,
+    /// This request's own answer when it cannot go through the cache (streamed, or an error).
     own: Mutex<Option<Result<Response<ResponseBody<B>>, E>>>,
+    /// The response this request's own load buffered: the only one that is its own.
+    produced: Mutex<Option<StoredResponse>>,
+    /// The generation of the URI's entry this request found (0: none): a reload keeps it, so
+    /// that refreshing the URI's entry does not orphan its variants.
+    pub(crate) generation: AtomicU64,
 }
 
 impl<S, Q, B: Body, E> Slot<S, Q, B, E> {
-    pub(crate) fn new(inner: S, request: Request<Q>) -> Arc<Self> {
+    pub(crate) fn new(inner: S, request: Request<Q>, scoped: bool) -> Arc<Self> {
         Arc::new(Self {
+            asked: request.headers().clone(),
+            scoped,
             request: Mutex::new(Some((inner, request))),
             own: Mutex::new(None),
+            produced: Mutex::new(None),
+            generation: AtomicU64::new(0),
         })
-    }
-
-    /// `None` once a load took the request: this request led it.
-    pub(crate) fn with_headers<T>(&self, read: impl FnOnce(&HeaderMap) -> T) -> Option<T> {
-        self.request
-            .lock()
-            .as_ref()
-            .map(|(_, request)| read(request.headers()))
     }
 
     pub(crate) fn take_request(&self) -> Option<(S, Request<Q>)> {
@@ -59,6 +67,18 @@ impl<S, Q, B: Body, E> Slot<S, Q, B, E> {
 
     pub(crate) fn take_own(&self) -> Option<Result<Response<ResponseBody<B>>, E>> {
         self.own.lock().take()
+    }
+
+    /// Whether `stored` is what this request's own load produced.
+    pub(crate) fn is_own(&self, stored: &StoredResponse) -> bool {
+        self.produced
+            .lock()
+            .as_ref()
+            .is_some_and(|produced| Arc::ptr_eq(&produced.0, &stored.0))
+    }
+
+    fn produced(&self, stored: &StoredResponse) {
+        *self.produced.lock() = Some(stored.clone());
     }
 }
 
@@ -69,6 +89,12 @@ pub(crate) struct LoadFailure {
     marker: Degraded,
     /// A failure response every waiter may be answered with.
     pub(crate) response: Option<StoredResponse>,
+}
+
+impl LoadFailure {
+    pub(crate) fn reason(&self) -> Reason {
+        self.marker.reason()
+    }
 }
 
 impl fmt::Display for LoadFailure {
@@ -122,7 +148,7 @@ where
         return Err(failure(Reason::Error, None));
     };
     strip_conditionals(request.headers_mut());
-    let asked = request.headers().clone();
+    let asked = &slot.asked;
     let response = match inner.call(request).await {
         Ok(response) => response,
         Err(error) => {
@@ -139,9 +165,14 @@ where
     };
     match buffer(body, &parts.headers, shared.max_body).await {
         Buffered::Whole(bytes) => {
-            let disposition = dispose(&shared, &parts, &asked, failed.is_some());
+            let disposition = dispose(&shared, &parts, asked, slot.scoped, failed.is_some());
             let now = shared.cache.inner.wall_now();
-            let stored = stored(parts, bytes, &asked, disposition, now);
+            let generation = match slot.generation.load(Ordering::Relaxed) {
+                0 => fastrand::u64(1..),
+                held => held,
+            };
+            let stored = stored(parts, bytes, asked, disposition, now, generation);
+            slot.produced(&stored);
             match failed {
                 None => Ok(stored),
                 Some(reason) => Err(failure(reason, Some(stored))),
@@ -159,7 +190,11 @@ where
             *slot.own.lock() = Some(Ok(Response::from_parts(parts, body)));
             match failed.or(read_failed.then_some(Reason::Error)) {
                 Some(reason) => Err(failure(reason, None)),
-                None => Ok(not_stored()),
+                None => {
+                    let marker = not_stored();
+                    slot.produced(&marker);
+                    Ok(marker)
+                }
             }
         }
     }
@@ -270,12 +305,16 @@ fn dispose(
     shared: &Shared,
     parts: &http::response::Parts,
     asked: &HeaderMap,
+    scoped: bool,
     failed: bool,
 ) -> (Disposition, Lifetime) {
     let directives = CacheControl::from_headers(&parts.headers);
+    // RFC 9111 §3.5: a shared cache stores an answer to an authorized request only when the
+    // origin allows it; a request keyed under its caller's scope is not shared.
+    let authorized = asked.contains_key(AUTHORIZATION) && !scoped;
     let personal = directives.private || parts.headers.contains_key(SET_COOKIE);
     if failed {
-        let share = if personal {
+        let share = if personal || authorized {
             Disposition::Own
         } else {
             Disposition::Share
@@ -284,7 +323,9 @@ fn dispose(
     }
     let own = (Disposition::Own, Lifetime::default());
     let vary = vary_names(&parts.headers);
+    let allowed = directives.public || directives.s_maxage.is_some() || directives.must_revalidate;
     if personal
+        || (authorized && !allowed)
         || directives.no_store
         || directives.no_cache
         || vary.is_none()
@@ -307,14 +348,21 @@ fn dispose(
         .or(directives.max_age)
         .map(Duration::from_secs)
         .or_else(|| {
-            let expires = date_seconds(parts.headers.get(EXPIRES))?;
+            let expires = parts.headers.get(EXPIRES)?;
+            // An `Expires` that is not a date (`0`, `-1`) means already expired (§5.3).
+            let expires = date_seconds(Some(expires)).unwrap_or(0);
             let now = shared.cache.inner.wall_now();
             let date = date_seconds(parts.headers.get(DATE)).unwrap_or(now / 1000);
             Some(Duration::from_secs(expires.saturating_sub(date)))
         });
+    // Heuristic freshness never for a request with cookies: a page personalised by a session
+    // cookie, with no `private` on it, must not become everyone's.
+    let heuristic = !shared.explicit_only
+        && heuristically_cacheable(parts.status)
+        && !asked.contains_key(COOKIE);
     let freshness = match explicit {
         Some(freshness) => freshness,
-        None if !shared.explicit_only && heuristically_cacheable(parts.status) => policy.ttl,
+        None if heuristic => policy.ttl,
         None => return own,
     };
     let ttl = freshness
@@ -323,11 +371,18 @@ fn dispose(
     if ttl.is_zero() {
         return own;
     }
+    // `s-maxage` carries `proxy-revalidate` for shared caches (§5.2.2.10): only the stale
+    // windows the response states itself.
+    let default_window = directives.s_maxage.is_none();
     let window = |stated: Option<u64>, cap: Duration| {
         if directives.must_revalidate || directives.no_cache {
             Duration::ZERO
         } else {
-            stated.map_or(cap, Duration::from_secs).min(cap)
+            match stated {
+                Some(seconds) => Duration::from_secs(seconds).min(cap),
+                None if default_window => cap,
+                None => Duration::ZERO,
+            }
         }
     };
     let lifetime = Lifetime::new(ttl)
@@ -353,6 +408,7 @@ fn stored(
     asked: &HeaderMap,
     (disposition, lifetime): (Disposition, Lifetime),
     now_ms: u64,
+    generation: u64,
 ) -> StoredResponse {
     let vary = vary_names(&parts.headers)
         .unwrap_or_default()
@@ -373,7 +429,7 @@ fn stored(
         body,
         stored_at_ms: now_ms,
         lifetime,
-        generation: fastrand::u64(..),
+        generation,
         vary,
         disposition,
     }))

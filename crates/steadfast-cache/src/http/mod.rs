@@ -39,8 +39,9 @@
 //!
 //! # Answers
 //!
-//! - A fresh hit carries `Age` and `Cache-Status` (RFC 9211: `products; hit; ttl=42`), and
-//!   the [`Status`](crate::Status) in its extensions.
+//! - A fresh hit carries `Age` and `Cache-Status` (RFC 9211: `products; hit`); a stale answer
+//!   also carries its [`Status`](crate::Status) in the response extensions, for the layers
+//!   outside.
 //! - `If-None-Match` (or `If-Modified-Since`) matching a stored `200` is answered `304`; the
 //!   cache loads whole responses and answers each client's conditions itself.
 //! - When the origin fails (an error, a 5xx, a degraded answer, a breaker's refusal, a load
@@ -77,7 +78,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::HeaderValue;
+use http::header::{HeaderValue, IF_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use pin_project::pin_project;
@@ -92,6 +93,8 @@ use answer::{answer, Conditions, Forward, How, CACHE_STATUS};
 use layer::Shared;
 use load::{fetch, LoadFailure, Slot};
 use stored::Disposition;
+
+use steadfast_core::Reason;
 
 use crate::{Error, Source, Status};
 
@@ -231,7 +234,9 @@ fn fast(
         return Fast::Miss;
     };
     if !key::matches(&stored, request) {
-        let variant = key::variant(key, &stored, request);
+        let Some(variant) = key::variant(key, &stored, request) else {
+            return Fast::Miss;
+        };
         match cache.peek(&variant) {
             Some(found) if key::matches(&found, request) => stored = found,
             _ => return Fast::Miss,
@@ -278,17 +283,41 @@ where
             }
             return forwarded(self.inner.call(request), None);
         }
-        if key::target(request.uri()).len() > key::MAX_TARGET {
+        // Ranges and preconditions other than If-None-Match / If-Modified-Since are the
+        // origin's to answer, as are targets too long to key by.
+        let headers = request.headers();
+        if key::target(request.uri()).len() > key::MAX_TARGET
+            || [RANGE, IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE]
+                .iter()
+                .any(|name| headers.contains_key(name))
+        {
             let status = Forward::Bypass.header(shared);
             return forwarded(self.inner.call(request), Some(status));
         }
-        let (parts, body) = request.into_parts();
-        let key = key::primary(&parts.uri, shared.scope_of(&parts).as_deref());
-        let request = Request::from_parts(parts, body);
+        let (key, scoped, request) = match &shared.scope {
+            None => (key::primary(request.uri(), None), false, request),
+            Some(scope) => {
+                let (parts, body) = request.into_parts();
+                let scope = scope(&parts);
+                let request = Request::from_parts(parts, body);
+                if scope
+                    .as_ref()
+                    .is_some_and(|scope| scope.len() > key::MAX_SCOPE)
+                {
+                    let status = Forward::Bypass.header(shared);
+                    return forwarded(self.inner.call(request), Some(status));
+                }
+                (
+                    key::primary(request.uri(), scope.as_deref()),
+                    scope.is_some(),
+                    request,
+                )
+            }
+        };
         let directives = CacheControl::from_headers(request.headers());
         let conditions = Conditions::of(request.headers());
         let mut refresh = shared.honor_no_cache && directives.no_cache;
-        if !refresh {
+        if !refresh || directives.only_if_cached {
             match fast(shared, &key, request.headers(), &directives) {
                 Fast::Hit(stored) => {
                     let how = How::Hit(Status::Fresh, Source::L1);
@@ -298,14 +327,9 @@ where
                 Fast::Miss => {}
             }
         }
-        if directives.only_if_cached && !refresh {
-            // A fresh hit was answered above; a stale or missing one is not asked for.
-            if !matches!(
-                fast(shared, &key, request.headers(), &directives),
-                Fast::Hit(_)
-            ) {
-                return ready(answer::own(shared, StatusCode::GATEWAY_TIMEOUT, "fwd=miss"));
-            }
+        if directives.only_if_cached {
+            // Nothing fresh enough is stored, and the client asked not to reach the origin.
+            return ready(answer::own(shared, StatusCode::GATEWAY_TIMEOUT, "fwd=miss"));
         }
         if head || directives.no_store {
             let status = Forward::Bypass.header(shared);
@@ -315,7 +339,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        let slot = Slot::new(inner, request);
+        let slot = Slot::new(inner, request, scoped);
         if refresh {
             boxed(refresh_from_origin(shared, slot, key, conditions))
         } else {
@@ -374,27 +398,39 @@ where
     B::Error: Send,
 {
     let conditions = conditions.as_ref();
-    let (stored, status, source) = match load(&shared, &slot, key.clone(), conditions).await {
-        Settled::Answer(answer) => return answer,
-        Settled::Stored(stored, status, source) => (stored, status, source),
-    };
-    // `None`: this request made the load, so the response is its own.
-    let Some(variant) = slot.with_headers(|headers| {
-        (!key::matches(&stored, headers)).then(|| key::variant(&key, &stored, headers))
-    }) else {
-        return Ok(settled(&shared, &slot, &stored, status, source, conditions));
-    };
-    let Some(variant) = variant else {
-        return Ok(settled(&shared, &slot, &stored, status, source, conditions));
-    };
-    let (stored, status, source) = match load(&shared, &slot, variant, conditions).await {
-        Settled::Answer(answer) => return answer,
-        Settled::Stored(stored, status, source) => (stored, status, source),
-    };
-    match slot.with_headers(|headers| key::matches(&stored, headers)) {
-        None | Some(true) => Ok(settled(&shared, &slot, &stored, status, source, conditions)),
-        // The origin varies on other headers than the stored response said: ask it alone.
-        Some(false) => forward(&shared, &slot, Forward::Vary).await,
+    // An entry in L1 that other header values selected: this request's answer is a variant,
+    // so it goes there at once rather than lend itself to a refresh of, or a failed reload
+    // answered by, an entry it may not be served.
+    let mut target = key.clone();
+    let mut variant = false;
+    if let Some(held) = shared.cache.inner.peek_any(&key) {
+        slot.generation
+            .store(held.0.generation, std::sync::atomic::Ordering::Relaxed);
+        if held.stored() && !key::matches(&held, &slot.asked) {
+            match key::variant(&key, &held, &slot.asked) {
+                Some(text) => target = text,
+                None => return fallback(&shared, &slot, Forward::Bypass).await,
+            }
+            variant = true;
+        }
+    }
+    loop {
+        let (stored, status, source) = match load(&shared, &slot, target, conditions).await {
+            Settled::Answer(answer) => return answer,
+            Settled::Stored(stored, status, source) => (stored, status, source),
+        };
+        if slot.is_own(&stored) || key::matches(&stored, &slot.asked) {
+            return Ok(settled(&shared, &slot, &stored, status, source, conditions));
+        }
+        if variant {
+            // The origin varies on other headers than the stored response said.
+            return fallback(&shared, &slot, Forward::Vary).await;
+        }
+        match key::variant(&key, &stored, &slot.asked) {
+            Some(text) => target = text,
+            None => return fallback(&shared, &slot, Forward::Bypass).await,
+        }
+        variant = true;
     }
 }
 
@@ -410,7 +446,7 @@ fn settled<S, Q, B: Body, E>(
     let how = match source {
         Source::Loader => How::Loaded {
             stored: stored.stored(),
-            collapsed: slot.with_headers(|_| ()).is_some(),
+            collapsed: !slot.is_own(stored),
         },
         tier => How::Hit(status, tier),
     };
@@ -437,51 +473,55 @@ where
         let (shared, slot) = (shared.clone(), slot.clone());
         move || fetch(shared, slot)
     };
-    let led = |slot: &Slot<S, Q, B, S::Error>| slot.with_headers(|_| ()).is_none();
     match shared.cache.get_with(key, loader).await {
         Ok(cached) => {
             let (status, source) = (cached.status(), cached.source());
             let stored = cached.into_inner();
+            if slot.is_own(&stored) {
+                if stored.0.disposition == Disposition::Own {
+                    if let Some(own) = slot.take_own() {
+                        return Settled::Answer(own.map(|response| mark(shared, response)));
+                    }
+                }
+                return Settled::Stored(stored, status, source);
+            }
             if stored.0.disposition == Disposition::Store {
                 return Settled::Stored(stored, status, source);
             }
-            // Not stored: the answer is the loading request's own.
-            if led(slot) {
-                match slot.take_own() {
-                    Some(own) => Settled::Answer(own.map(|response| mark(shared, response))),
-                    None => Settled::Stored(stored, status, source),
-                }
-            } else {
-                Settled::Answer(forward(shared, slot, Forward::Miss).await)
-            }
+            // Another request's answer, not for sharing.
+            Settled::Answer(fallback(shared, slot, Forward::Miss).await)
         }
         Err(Error::Load(error)) => {
-            let failure = error.downcast_ref::<LoadFailure>();
-            let shareable = failure.and_then(|failure| failure.response.clone());
-            if led(slot) {
-                if let Some(own) = slot.take_own() {
-                    return Settled::Answer(own.map(|response| mark(shared, response)));
-                }
-            } else if shareable
-                .as_ref()
-                .is_none_or(|response| response.0.disposition != Disposition::Share)
-            {
-                return Settled::Answer(forward(shared, slot, Forward::Miss).await);
+            if let Some(own) = slot.take_own() {
+                return Settled::Answer(own.map(|response| mark(shared, response)));
             }
-            match shareable {
-                Some(response) => {
+            let failure = error.downcast_ref::<LoadFailure>();
+            if let Some(response) = failure.and_then(|failure| failure.response.as_ref()) {
+                let own = slot.is_own(response);
+                let shareable = response.0.disposition == Disposition::Share
+                    && key::matches(response, &slot.asked);
+                if own || shareable {
                     let how = How::Loaded {
                         stored: false,
-                        collapsed: !led(slot),
+                        collapsed: !own,
                     };
-                    Settled::Answer(Ok(answer(shared, &response, how, false, conditions)))
+                    return Settled::Answer(Ok(answer(shared, response, how, false, conditions)));
                 }
-                None => Settled::Answer(Ok(answer::own(
-                    shared,
-                    StatusCode::BAD_GATEWAY,
-                    "fwd=uri-miss; detail=failed",
-                ))),
             }
+            // Another request's failure with nothing to share: answered for what it was,
+            // without sending this request to a failing origin too.
+            let status = match failure.map(LoadFailure::reason) {
+                Some(Reason::BreakerOpen | Reason::Overload | Reason::Switch) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                Some(Reason::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            Settled::Answer(Ok(answer::own(
+                shared,
+                status,
+                "fwd=uri-miss; collapsed; detail=failed",
+            )))
         }
         Err(Error::TimedOut(_)) => Settled::Answer(Ok(answer::own(
             shared,
@@ -506,8 +546,10 @@ fn mark<B: Body>(
     response
 }
 
-/// This request to the origin, alone and uncached.
-async fn forward<S, Q, B>(
+/// This request's answer when the cache has none for it: the origin, asked alone and
+/// uncached within the load timeout, or, if a load of this request already took it to the
+/// origin, that load's own answer.
+async fn fallback<S, Q, B>(
     shared: &Shared,
     slot: &Slot<S, Q, B, S::Error>,
     why: Forward,
@@ -517,9 +559,17 @@ where
     B: Body,
 {
     let Some((mut inner, request)) = slot.take_request() else {
+        if let Some(own) = slot.take_own() {
+            return own.map(|response| mark(shared, response));
+        }
         return Ok(answer::own(shared, StatusCode::BAD_GATEWAY, "fwd=uri-miss"));
     };
-    let mut response = inner.call(request).await?.map(ResponseBody::streamed);
+    let timeout = shared.cache.inner.policy.load_timeout;
+    let Ok(response) = tokio::time::timeout(timeout, inner.call(request)).await else {
+        let status = StatusCode::GATEWAY_TIMEOUT;
+        return Ok(answer::own(shared, status, "fwd=uri-miss; detail=timeout"));
+    };
+    let mut response = response?.map(ResponseBody::streamed);
     response
         .headers_mut()
         .insert(CACHE_STATUS.clone(), why.header(shared));
@@ -543,6 +593,10 @@ where
     B::Error: Send,
 {
     let timeout = shared.cache.inner.policy.load_timeout;
+    if let Some(held) = shared.cache.inner.peek_any(&key) {
+        slot.generation
+            .store(held.0.generation, std::sync::atomic::Ordering::Relaxed);
+    }
     let loaded = tokio::time::timeout(timeout, fetch(shared.clone(), slot.clone())).await;
     let stored = match loaded {
         Err(_) => {

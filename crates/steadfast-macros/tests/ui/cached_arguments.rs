@@ -21,3 +21,8 @@ async fn plain(a: u64) -> u64 {
 }
 
 fn main() {}
+
+#[cached(ttl = "5m", negative_ttl = "1m")]
+async fn not_optional(a: u64) -> Result<u64, String> {
+    Ok(a)
+}

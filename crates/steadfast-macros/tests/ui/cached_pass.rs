@@ -18,6 +18,12 @@ pub async fn two(a: String, b: u32) -> Result<Vec<u8>, Failed> {
     Ok(format!("{a}{b}").into_bytes())
 }
 
+#[cached(ttl = "1m", negative_ttl = "10s")]
+async fn maybe(mut id: u64) -> Result<Option<u64>, Failed> {
+    id += 1;
+    Ok(Some(id))
+}
+
 fn main() {
-    let _ = (one, two);
+    let _ = (one, two, maybe);
 }
