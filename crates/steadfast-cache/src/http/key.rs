@@ -21,14 +21,20 @@ pub(crate) fn target(uri: &Uri) -> &str {
 }
 
 pub(crate) fn primary(uri: &Uri, scope: Option<&str>) -> String {
+    let mut key = String::new();
+    write_primary(&mut key, uri, scope);
+    key
+}
+
+/// Writes the key of `uri` in `scope` into `key` (a reused buffer, on the hit path).
+pub(crate) fn write_primary(key: &mut String, uri: &Uri, scope: Option<&str>) {
     let target = target(uri);
-    let mut key = String::with_capacity(4 + target.len() + scope.map_or(0, |s| s.len() + 8));
+    key.reserve(4 + target.len() + scope.map_or(0, |s| s.len() + 8));
     key.push_str("GET ");
     key.push_str(target);
     if let Some(scope) = scope {
         let _ = write!(key, " {}:{scope}", scope.len());
     }
-    key
 }
 
 /// A scope longer than this is not cached under: the key stays bounded.

@@ -23,7 +23,7 @@ use super::body::ResponseBody;
 use super::directives::CacheControl;
 use super::key;
 use super::layer::Shared;
-use super::stored::{Disposition, Parts, StoredResponse};
+use super::stored::{self, Disposition, Parts, StoredResponse};
 use crate::Lifetime;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -421,7 +421,7 @@ fn stored(
     let mut headers = parts.headers;
     let initial_age = initial_age(&headers);
     // The cache writes `Age` on each answer, from this and the time the response is held.
-    headers.remove(AGE);
+    stored::reserve_answer_fields(&mut headers);
     StoredResponse(Arc::new(Parts {
         status: parts.status,
         initial_age,

@@ -213,6 +213,10 @@ fn boxed<F, B: Body, E>(
     }
 }
 
+thread_local! {
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// What a fast read of L1 found for a request.
 enum Fast {
     Hit(StoredResponse),
@@ -294,8 +298,8 @@ where
             let status = Forward::Bypass.header(shared);
             return forwarded(self.inner.call(request), Some(status));
         }
-        let (key, scoped, request) = match &shared.scope {
-            None => (key::primary(request.uri(), None), false, request),
+        let (scope, request) = match &shared.scope {
+            None => (None, request),
             Some(scope) => {
                 let (parts, body) = request.into_parts();
                 let scope = scope(&parts);
@@ -307,26 +311,39 @@ where
                     let status = Forward::Bypass.header(shared);
                     return forwarded(self.inner.call(request), Some(status));
                 }
-                (
-                    key::primary(request.uri(), scope.as_deref()),
-                    scope.is_some(),
-                    request,
-                )
+                (scope, request)
             }
         };
         let directives = CacheControl::from_headers(request.headers());
         let conditions = Conditions::of(request.headers());
         let mut refresh = shared.honor_no_cache && directives.no_cache;
-        if !refresh || directives.only_if_cached {
-            match fast(shared, &key, request.headers(), &directives) {
-                Fast::Hit(stored) => {
-                    let how = How::Hit(Status::Fresh, Source::L1);
-                    return ready(answer(shared, &stored, how, head, conditions.as_ref()));
-                }
-                Fast::TooOld => refresh = shared.honor_no_cache,
-                Fast::Miss => {}
+        // The key is written into a buffer of this thread's: a hit allocates none.
+        let found = KEY.with_borrow_mut(|key| {
+            key.clear();
+            key::write_primary(key, request.uri(), scope.as_deref());
+            let found = if !refresh || directives.only_if_cached {
+                fast(shared, key, request.headers(), &directives)
+            } else {
+                Fast::Miss
+            };
+            match found {
+                Fast::Hit(stored) => Ok(stored),
+                other => Err((other, key.clone())),
             }
-        }
+        });
+        let key = match found {
+            Ok(stored) => {
+                let how = How::Hit(Status::Fresh, Source::L1);
+                return ready(answer(shared, &stored, how, head, conditions.as_ref()));
+            }
+            Err((found, key)) => {
+                if matches!(found, Fast::TooOld) {
+                    refresh = shared.honor_no_cache;
+                }
+                key
+            }
+        };
+        let scoped = scope.is_some();
         if directives.only_if_cached {
             // Nothing fresh enough is stored, and the client asked not to reach the origin.
             return ready(answer::own(shared, StatusCode::GATEWAY_TIMEOUT, "fwd=miss"));

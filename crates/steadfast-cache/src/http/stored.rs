@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::AGE;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::codec::{Codec, CodecError};
@@ -54,7 +55,8 @@ impl StoredResponse {
         self.0.status
     }
 
-    /// The headers, as the origin sent them.
+    /// The headers an answer carries: the origin's, with the `Age` and `Cache-Status` fields
+    /// the cache writes on each answer.
     #[must_use]
     pub fn headers(&self) -> &HeaderMap {
         &self.0.headers
@@ -143,8 +145,12 @@ impl Codec<StoredResponse> for ResponseCodec {
                 None => out.push(0),
             }
         }
-        put_len(out, parts.headers.len())?;
-        for (name, value) in &parts.headers {
+        let origin = |name: &HeaderName| !is_answer_field(name);
+        put_len(
+            out,
+            parts.headers.keys().filter(|name| origin(name)).count(),
+        )?;
+        for (name, value) in parts.headers.iter().filter(|(name, _)| origin(name)) {
             put_bytes(out, name.as_str().as_bytes())?;
             put_bytes(out, value.as_bytes())?;
         }
@@ -154,6 +160,23 @@ impl Codec<StoredResponse> for ResponseCodec {
     fn decode(&self, bytes: &[u8]) -> Result<StoredResponse, CodecError> {
         decode(bytes).map_err(CodecError::new)
     }
+}
+
+/// `Age` and `Cache-Status`: written by the cache on each answer, never stored as the
+/// origin's.
+fn is_answer_field(name: &HeaderName) -> bool {
+    name == AGE || name == super::answer::CACHE_STATUS
+}
+
+/// Puts placeholders for `Age` and `Cache-Status` into a stored response's headers (dropping
+/// any the origin sent): an answer then clones the map and replaces their values in place,
+/// where appending two fields to a clone would grow it.
+pub(crate) fn reserve_answer_fields(headers: &mut HeaderMap) {
+    headers.insert(AGE, HeaderValue::from_static("0"));
+    headers.insert(
+        super::answer::CACHE_STATUS.clone(),
+        HeaderValue::from_static("-"),
+    );
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -277,6 +300,7 @@ fn decode(bytes: &[u8]) -> Result<StoredResponse, DecodeError> {
         let header = name(reader.bytes()?)?;
         headers.append(header, value(reader.bytes()?)?);
     }
+    reserve_answer_fields(&mut headers);
     let body = Bytes::copy_from_slice(reader.bytes()?);
     if !reader.0.is_empty() {
         return Err(DecodeError::Trailing);
