@@ -80,7 +80,7 @@ pub mod guides {
     pub mod idempotency {}
 
     /// The cache guide.
-    #[cfg(feature = "cache")]
+    #[cfg(all(feature = "cache", feature = "macros", feature = "axum"))]
     #[doc = include_str!("../docs/cache.md")]
     pub mod cache {}
 }
