@@ -217,7 +217,13 @@ mod http {
 
     proptest! {
         #[test]
-        fn response_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn response_decoder_never_panics(
+            tail in proptest::collection::vec(any::<u8>(), 0..512),
+            magic in any::<bool>(),
+        ) {
+            // Past the magic half the time, so the fields behind it are tried too.
+            let mut bytes = if magic { b"SFR\x01".to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&tail);
             if let Ok(response) = ResponseCodec.decode(&bytes) {
                 let mut again = Vec::new();
                 ResponseCodec.encode(&response, &mut again).unwrap();

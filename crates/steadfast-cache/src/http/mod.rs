@@ -40,7 +40,7 @@
 //! # Answers
 //!
 //! - A fresh hit carries `Age` and `Cache-Status` (RFC 9211: `products; hit`); a stale answer
-//!   also carries its [`Status`](crate::Status) in the response extensions, for the layers
+//!   also carries its [`Status`] in the response extensions, for the layers
 //!   outside.
 //! - `If-None-Match` (or `If-Modified-Since`) matching a stored `200` is answered `304`; the
 //!   cache loads whole responses and answers each client's conditions itself.
