@@ -28,13 +28,12 @@
 //! instructions under callgrind.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use steadfast_benches::{parallel, poll_once};
+use steadfast_benches::{call_once, parallel, poll_once};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use steadfast::breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerLayer, State};
@@ -62,24 +61,6 @@ fn flaky(
        + Sync
        + 'static {
     service_fn(|x: u64| ready(if x == FAIL { Err("boom") } else { Ok(x) }))
-}
-
-/// One call the way Tower wants it: `poll_ready`, `call`, then polls the response future once.
-///
-/// Every inner service here answers with a ready future, so one poll must complete it.
-#[inline(always)]
-fn call_once<S: Service<u64>>(service: &mut S, request: u64) -> Result<S::Response, S::Error> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(error)) => return Err(error),
-        Poll::Pending => panic!("benchmarked services are always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 /// One call the way most code writes it: an `async` block of `ready().await?` and

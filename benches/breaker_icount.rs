@@ -25,13 +25,12 @@
 //! (see [`scaling`]).
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use steadfast_benches::poll_once;
+use steadfast_benches::{call_once, poll_once};
 
 use steadfast::breaker::{BreakerRegistry, CircuitBreaker, CircuitBreakerLayer};
 use tower::{service_fn, Layer, Service, ServiceExt};
@@ -55,21 +54,6 @@ fn flaky(
        + Sync
        + 'static {
     service_fn(|x: u64| ready(if x == FAIL { Err("boom") } else { Ok(x) }))
-}
-
-#[inline(always)]
-fn call_once<S: Service<u64>>(service: &mut S, request: u64) -> Result<S::Response, S::Error> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(error)) => return Err(error),
-        Poll::Pending => panic!("benchmarked services are always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 #[inline(always)]

@@ -43,14 +43,12 @@
 //!   estimate is wall-clock time per read over all threads, so the inverse is throughput.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use steadfast_benches::{parallel, poll_once};
+use steadfast_benches::{call_once, parallel, poll_once};
 
 mod cache_http;
 use cache_http::{hitbox_call, hitbox_service, http_origin, http_request, HttpBody, ORIGIN_CALLS};
@@ -76,25 +74,6 @@ type Value = Arc<String>;
 
 fn value() -> Value {
     Arc::new(TEXT.to_owned())
-}
-
-/// One call the way Tower wants it: `poll_ready`, `call`, then polls the response future once.
-#[inline(always)]
-pub(crate) fn call_once<S: Service<R>, R>(
-    service: &mut S,
-    request: R,
-) -> Result<S::Response, S::Error> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(error)) => return Err(error),
-        Poll::Pending => panic!("benchmarked services are always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 /// The loader of every timed `get_with`: a hit must not call it.

@@ -28,7 +28,9 @@ use steadfast::cache::{L1Kind, TieredCache};
 use steadfast_benches::poll_once;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
-use crate::{call_once, no_load, steadfast, CAPACITY, HOT, KEYS, TEXT, TTL};
+use steadfast_benches::call_once;
+
+use crate::{no_load, steadfast, CAPACITY, HOT, KEYS, TEXT, TTL};
 
 /// The body of the benchmark's requests and of its origin's responses.
 pub(crate) type HttpBody = Full<Bytes>;

@@ -37,13 +37,11 @@
 //!   threads, so the inverse is throughput.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::{ready, Ready};
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use steadfast_benches::parallel;
+use steadfast_benches::{call_once, parallel};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use steadfast::fallback::{Degrader, FallbackLayer, FallbackRequest, Flip, Reason, Switch};
@@ -86,22 +84,6 @@ fn peer_fallback(_: u64) -> Ready<Result<u64, Infallible>> {
 /// The switch the `*_switch_*` entries are bound to, at level 1.
 fn switch(degrader: &Degrader) -> Switch {
     degrader.switch("bench").expect("valid name")
-}
-
-/// One call the way Tower wants it: `poll_ready`, `call`, then polls the response future once.
-#[inline(always)]
-fn call_once<S: Service<R>, R>(service: &mut S, request: R) -> Result<S::Response, S::Error> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(error)) => return Err(error),
-        Poll::Pending => panic!("benchmarked services are always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("benchmarked futures complete in one poll"),
-    }
 }
 
 /// The size of `service`'s response future: what each call builds and moves.

@@ -21,6 +21,31 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// One call the way Tower wants it: `poll_ready`, `call`, then polls the response future once,
+/// with a no-op waker.
+///
+/// # Errors
+///
+/// The service's own error, from `poll_ready` or the call.
+///
+/// # Panics
+///
+/// If the service is not ready or its future is pending: every benchmarked service is always
+/// ready and answers with a future that completes in one poll.
+#[inline(always)]
+pub fn call_once<S: tower_service::Service<R>, R>(
+    service: &mut S,
+    request: R,
+) -> Result<S::Response, S::Error> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(error)) => return Err(error),
+        Poll::Pending => panic!("benchmarked services are always ready"),
+    }
+    poll_once(service.call(request))
+}
+
 /// Runs `make()`'s work `iters` times on each of `threads` threads started together; each
 /// thread calls `make()` itself, so that what it clones is cloned on that thread (as a
 /// server's worker thread clones a service per connection or request).
