@@ -28,6 +28,33 @@ use crate::Lifetime;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The inner service as the cache's loads need it: called on a task of their own.
+pub(crate) trait Origin<Q, B>:
+    Service<Request<Q>, Response = Response<B>, Future: Send + 'static, Error: Send + 'static>
+    + Send
+    + 'static
+{
+}
+
+impl<S, Q, B> Origin<Q, B> for S
+where
+    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+}
+
+/// A response body a load may buffer on its own task, or hand on to its request.
+pub(crate) trait SendBody: Body<Data: Send, Error: Send> + Send + 'static {}
+
+impl<B> SendBody for B
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
+{
+}
+
 /// A request's way to the origin, and the answers meant for it alone.
 ///
 /// The request (with a ready clone of the inner service) waits here: a load of this request
@@ -136,13 +163,9 @@ pub(crate) async fn fetch<S, Q, B>(
     slot: Arc<Slot<S, Q, B, S::Error>>,
 ) -> Result<StoredResponse, BoxError>
 where
-    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<Q, B>,
     Q: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Send,
+    B: SendBody,
 {
     let Some((mut inner, mut request)) = slot.take_request() else {
         return Err(failure(Reason::Error, None));

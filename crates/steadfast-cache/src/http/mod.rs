@@ -91,7 +91,7 @@ pub use stored::{ResponseCodec, StoredResponse};
 
 use answer::{answer, Conditions, Forward, How, CACHE_STATUS};
 use layer::Shared;
-use load::{fetch, LoadFailure, Slot};
+use load::{fetch, LoadFailure, Origin, SendBody, Slot};
 use stored::Disposition;
 
 use steadfast_core::Reason;
@@ -406,13 +406,9 @@ async fn lookup<S, Q, B>(
     conditions: Option<Conditions>,
 ) -> Answer<B, S::Error>
 where
-    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<Q, B>,
     Q: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Send,
+    B: SendBody,
 {
     let conditions = conditions.as_ref();
     // An entry in L1 that other header values selected: this request's answer is a variant,
@@ -478,13 +474,9 @@ async fn load<S, Q, B>(
     conditions: Option<&Conditions>,
 ) -> Settled<B, S::Error>
 where
-    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<Q, B>,
     Q: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Send,
+    B: SendBody,
 {
     let loader = {
         let (shared, slot) = (shared.clone(), slot.clone());
@@ -601,13 +593,9 @@ async fn refresh_from_origin<S, Q, B>(
     conditions: Option<Conditions>,
 ) -> Answer<B, S::Error>
 where
-    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<Q, B>,
     Q: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Send,
+    B: SendBody,
 {
     let timeout = shared.cache.inner.policy.load_timeout;
     if let Some(held) = shared.cache.inner.peek_any(&key) {
