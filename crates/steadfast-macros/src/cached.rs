@@ -7,7 +7,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, GenericArgument, ItemFn, LitInt, LitStr, Pat, PathArguments, Token, Type};
 
-use crate::crate_path;
+use crate::{argument_names, crate_path};
 
 /// The longest duration an argument takes, as the cache's builder allows.
 const TEN_YEARS_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
@@ -231,36 +231,13 @@ pub(crate) fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> 
             "#[cached] works on functions without generic parameters: its cache is one static",
         ));
     }
-    let mut names = Vec::new();
-    for input in &signature.inputs {
-        match input {
-            FnArg::Receiver(receiver) => {
-                return Err(syn::Error::new(
-                    receiver.span(),
-                    "#[cached] works on free functions, not methods: call a free function from the method",
-                ));
-            }
-            FnArg::Typed(typed) => {
-                if let Type::Reference(reference) = &*typed.ty {
-                    return Err(syn::Error::new(
-                        reference.span(),
-                        "#[cached] runs the body on its own task: take owned arguments (`String`, not `&str`)",
-                    ));
-                }
-                match &*typed.pat {
-                    Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
-                        names.push(ident.ident.clone());
-                    }
-                    other => {
-                        return Err(syn::Error::new(
-                            other.span(),
-                            "#[cached] needs arguments with plain names",
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    let names = argument_names(signature, "cached", |typed| match &*typed.ty {
+        Type::Reference(reference) => Err(syn::Error::new(
+            reference.span(),
+            "#[cached] runs the body on its own task: take owned arguments (`String`, not `&str`)",
+        )),
+        _ => Ok(()),
+    })?;
     let syn::ReturnType::Type(_, output) = &signature.output else {
         return Err(syn::Error::new(
             signature.span(),

@@ -193,6 +193,42 @@ pub(crate) fn crate_path(package: &str, module: &str) -> TokenStream2 {
     }
 }
 
+/// The names of a free function's arguments, which an expansion passes on to the body: each
+/// must be a plain name, and each typed argument passes `check` first. Errors name the
+/// attribute.
+pub(crate) fn argument_names(
+    signature: &syn::Signature,
+    attribute: &str,
+    check: impl Fn(&syn::PatType) -> syn::Result<()>,
+) -> syn::Result<Vec<syn::Ident>> {
+    let mut names = Vec::new();
+    for input in &signature.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                return Err(syn::Error::new(
+                    receiver.span(),
+                    format!("#[{attribute}] works on free functions, not methods: call a free function from the method"),
+                ));
+            }
+            FnArg::Typed(typed) => {
+                check(typed)?;
+                match &*typed.pat {
+                    Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+                        names.push(ident.ident.clone());
+                    }
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            format!("#[{attribute}] needs arguments with plain names"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// Caches the results of an async function in a `TieredCache` (from `steadfast-cache`): one
 /// line declares what is cached, for how long, and when a stale answer beats an error.
 ///
@@ -274,28 +310,7 @@ fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream2> {
             "#[idempotent] needs `key = ...`",
         ));
     };
-    let mut names = Vec::new();
-    for input in &signature.inputs {
-        match input {
-            FnArg::Receiver(receiver) => {
-                return Err(syn::Error::new(
-                    receiver.span(),
-                    "#[idempotent] works on free functions, not methods: call a free function from the method",
-                ));
-            }
-            FnArg::Typed(typed) => match &*typed.pat {
-                Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
-                    names.push(ident.ident.clone());
-                }
-                other => {
-                    return Err(syn::Error::new(
-                        other.span(),
-                        "#[idempotent] needs arguments with plain names",
-                    ));
-                }
-            },
-        }
-    }
+    let names = argument_names(signature, "idempotent", |_| Ok(()))?;
     let syn::ReturnType::Type(_, output) = &signature.output else {
         return Err(syn::Error::new(
             signature.span(),
