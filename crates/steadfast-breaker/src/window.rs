@@ -11,8 +11,7 @@
 //! global order, so every call writes the ring's shared head: count windows serialize calls on
 //! one cache line and do not scale across cores the way time windows do.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use crossbeam_utils::CachePadded;
 use strength_reduce::StrengthReducedU64;
@@ -59,37 +58,7 @@ impl Window {
     }
 }
 
-/// The stripe of the calling thread: each thread takes the next index once, so threads spread
-/// over the stripes evenly instead of by a hash that might collide.
-#[inline]
-pub(crate) fn thread_stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    STRIPE.with(|stripe| {
-        let mut index = stripe.get();
-        if index == usize::MAX {
-            index = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
-            stripe.set(index);
-        }
-        index
-    })
-}
-
-/// The default number of stripes: the machine's parallelism as a power of two, at most 32.
-///
-/// Asked of the OS once per process: `available_parallelism` reads cgroup files (tens of
-/// microseconds), which keyed registries would otherwise pay for every key they create.
-pub(crate) fn default_stripes() -> usize {
-    static STRIPES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *STRIPES.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .next_power_of_two()
-            .min(32)
-    })
-}
+pub(crate) use steadfast_core::stripe::{default_stripes, thread_stripe};
 
 /// Epochs are stored plus one, so that zero means "never written".
 const NEVER: u64 = 0;

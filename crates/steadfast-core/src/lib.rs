@@ -28,6 +28,7 @@ mod clock;
 pub mod degraded;
 mod event;
 pub mod metrics;
+pub mod stripe;
 
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]

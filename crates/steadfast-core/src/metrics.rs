@@ -27,6 +27,16 @@
 //! | `steadfast_cache_corrupt_total` | counter | `cache` | L2 entries or notices that did not decode (read as misses) |
 //! | `steadfast_cache_remote_errors_total` | counter | `cache` | L2 calls that failed, timed out or were refused by its breaker |
 //! | `steadfast_cache_resyncs_total` | counter | `cache` | times L1 was marked for revalidation after the invalidation feed reconnected |
+//! | `steadfast_slo_events_total` | counter | `slo` | events the SLO counted (calls; minutes with calls for a latency SLO), maintenance excluded |
+//! | `steadfast_slo_errors_total` | counter | `slo` | the bad ones among them |
+//! | `steadfast_slo_downtime_minutes_total` | counter | `slo` | minutes counted down (in runs of at least the minimum length) |
+//! | `steadfast_slo_budget_remaining_ratio` | gauge | `slo` | error budget left over the period: 1 untouched, 0 spent, negative overspent |
+//! | `steadfast_slo_burn_rate` | gauge | `slo`, `window` (`5m`, `1h`, ...) | budget burn rate over a window: 1 spends the budget exactly over the period |
+//! | `steadfast_slo_signal` | gauge | `slo`, `signal`, `severity` (`page`, `ticket`) | 1 while a burn-rate signal fires |
+//! | `steadfast_slo_signal_changes_total` | counter | `slo`, `signal` (or `freeze`), `to` (`firing`, `clear`) | signal changes, counted the moment an evaluation sees them |
+//! | `steadfast_slo_latency_seconds` | gauge | `slo`, `quantile` | a latency SLO's quantile over the last five minutes, seconds |
+//! | `steadfast_slo_freeze` | gauge | none | 1 while some SLO's budget left is under its freeze threshold: deploys should wait |
+//! | `steadfast_slo_health_score` | gauge | `service` | a service's health, 0 to 100 (see the status board) |
 //!
 //! The breakers of a keyed registry all report under the registry's name, never under their
 //! keys: keys come from requests, and metric series must not multiply with them. Their state
@@ -82,6 +92,40 @@ pub const CACHE_CORRUPT: &str = "steadfast_cache_corrupt_total";
 pub const CACHE_REMOTE_ERRORS: &str = "steadfast_cache_remote_errors_total";
 /// Counter: L1 marked for revalidation after the invalidation feed reconnected.
 pub const CACHE_RESYNCS: &str = "steadfast_cache_resyncs_total";
+
+/// Counter: events an SLO counted, maintenance excluded.
+pub const SLO_EVENTS: &str = "steadfast_slo_events_total";
+/// Counter: bad events an SLO counted.
+pub const SLO_ERRORS: &str = "steadfast_slo_errors_total";
+/// Counter: minutes an SLO counted down.
+pub const SLO_DOWNTIME_MINUTES: &str = "steadfast_slo_downtime_minutes_total";
+/// Gauge: the error budget left over the period, a fraction.
+pub const SLO_BUDGET_REMAINING: &str = "steadfast_slo_budget_remaining_ratio";
+/// Gauge: the budget burn rate over a window.
+pub const SLO_BURN_RATE: &str = "steadfast_slo_burn_rate";
+/// Gauge: 1 while a burn-rate signal fires.
+pub const SLO_SIGNAL: &str = "steadfast_slo_signal";
+/// Counter: signal changes.
+pub const SLO_SIGNAL_CHANGES: &str = "steadfast_slo_signal_changes_total";
+/// Gauge: a latency SLO's quantile over the last five minutes, in seconds.
+pub const SLO_LATENCY: &str = "steadfast_slo_latency_seconds";
+/// Gauge: 1 while deploys should wait for some SLO's budget.
+pub const SLO_FREEZE: &str = "steadfast_slo_freeze";
+/// Gauge: a service's health score, 0 to 100.
+pub const SLO_HEALTH_SCORE: &str = "steadfast_slo_health_score";
+
+/// Label: the SLO's name.
+pub const LABEL_SLO: &str = "slo";
+/// Label: a burn-rate signal's name.
+pub const LABEL_SIGNAL: &str = "signal";
+/// Label: a signal's severity (`page`, `ticket`).
+pub const LABEL_SEVERITY: &str = "severity";
+/// Label: a window's length (`5m`, `1h`).
+pub const LABEL_WINDOW: &str = "window";
+/// Label: a quantile (`0.95`).
+pub const LABEL_QUANTILE: &str = "quantile";
+/// Label: a service's name.
+pub const LABEL_SERVICE: &str = "service";
 
 /// Label: the cache's name.
 pub const LABEL_CACHE: &str = "cache";
@@ -176,4 +220,30 @@ pub fn describe() {
         CACHE_RESYNCS,
         "In-process caches marked for revalidation after their invalidation feed reconnected."
     );
+    describe_counter!(
+        SLO_EVENTS,
+        "Events an SLO counted (calls, or minutes with calls for a latency SLO), maintenance excluded."
+    );
+    describe_counter!(SLO_ERRORS, "Bad events an SLO counted.");
+    describe_counter!(SLO_DOWNTIME_MINUTES, "Minutes an SLO counted down.");
+    describe_gauge!(
+        SLO_BUDGET_REMAINING,
+        "Error budget left over the SLO's period: 1 untouched, 0 spent, negative overspent."
+    );
+    describe_gauge!(
+        SLO_BURN_RATE,
+        "Error budget burn rate over a window: 1 spends the budget exactly over the period."
+    );
+    describe_gauge!(SLO_SIGNAL, "1 while a burn-rate signal fires.");
+    describe_counter!(SLO_SIGNAL_CHANGES, "Burn-rate signal and freeze changes.");
+    describe_gauge!(
+        SLO_LATENCY,
+        ::metrics::Unit::Seconds,
+        "A latency SLO's quantile over the last five minutes."
+    );
+    describe_gauge!(
+        SLO_FREEZE,
+        "1 while some SLO's error budget is nearly spent: deploys should wait."
+    );
+    describe_gauge!(SLO_HEALTH_SCORE, "A service's health score, 0 to 100.");
 }
