@@ -66,10 +66,12 @@ where
             match entry.clone().map(|entry| entry.into_lookup(now, epoch)) {
                 Some(Lookup::Fresh(value)) => {
                     inner.metrics.hits_l1.increment(1);
+                    inner.stats.fresh_l1();
                     found.insert(key, Cached::new(value, Status::Fresh, Source::L1));
                 }
                 Some(Lookup::Quiet(..) | Lookup::Revalidate(_) | Lookup::Stale(_)) => {
                     inner.metrics.misses_l1.increment(1);
+                    inner.stats.not_fresh_l1();
                     if let Some(entry) = entry {
                         stale.insert(key.clone(), (entry, Source::L1));
                     }
@@ -77,6 +79,7 @@ where
                 }
                 Some(Lookup::Miss) | None => {
                     inner.metrics.misses_l1.increment(1);
+                    inner.stats.not_fresh_l1();
                     missing.push(key);
                 }
             }
@@ -113,6 +116,7 @@ where
                     match entry.clone().into_lookup(now, entry.epoch) {
                         Lookup::Fresh(value) => {
                             inner.metrics.hits_l2.increment(1);
+                            inner.stats.fresh_l2();
                             if inner.writes.load(Ordering::Relaxed) == writes {
                                 inner.l1.insert(key.clone(), entry);
                             }
@@ -197,6 +201,7 @@ where
             {
                 Some((entry, source)) => {
                     inner.metrics.stale_error.increment(1);
+                    inner.stats.stale();
                     let status = Status::Stale(Stale::LoadFailed(reason));
                     found.insert(key.clone(), Cached::new(entry.value, status, source));
                 }

@@ -418,6 +418,7 @@ where
             flights: Mutex::new(std::collections::HashMap::new()),
             remote,
             metrics,
+            stats: crate::stats::Counters::new(),
             timebase,
             instance: fastrand::u64(..),
         });

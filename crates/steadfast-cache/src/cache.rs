@@ -24,7 +24,8 @@ use crate::l1::L1;
 use crate::metrics::Metrics;
 use crate::notice::{Notice, Op};
 use crate::remote::{BoxFuture, Incoming, Listener, RemoteTier};
-use crate::{Admit, Builder, CacheKey};
+use crate::stats::Counters;
+use crate::{Admit, Builder, CacheKey, Stats};
 
 /// A two-tier cache: moka in process (L1) in front of an optional shared tier (L2, Redis),
 /// in front of your loader.
@@ -198,6 +199,7 @@ pub(crate) struct Inner<K, V> {
     pub(crate) flights: Mutex<HashMap<K, Arc<Flight<V>>>>,
     pub(crate) remote: Option<Remote<V>>,
     pub(crate) metrics: Metrics,
+    pub(crate) stats: Counters,
     pub(crate) timebase: Timebases,
     pub(crate) instance: u64,
 }
@@ -255,11 +257,13 @@ where
                 return GetWith::ready(Cached::new(value, Status::Fresh, Source::L1));
             }
             Lookup::Revalidate(value) => {
+                self.inner.stats.stale();
                 self.inner.refresh(key, loader);
                 let status = Status::Stale(Stale::Revalidating);
                 return GetWith::ready(Cached::new(value, status, Source::L1));
             }
             Lookup::Quiet(value, reason) => {
+                self.inner.stats.stale();
                 let status = Status::Stale(Stale::LoadFailed(reason));
                 return GetWith::ready(Cached::new(value, status, Source::L1));
             }
@@ -268,9 +272,18 @@ where
         };
         let inner = self.inner.clone();
         GetWith {
-            state: GetWithState::Loading(Box::pin(
-                async move { inner.load(key, loader, stale).await },
-            )),
+            state: GetWithState::Loading(Box::pin(async move {
+                let answer = inner.load(key, loader, stale).await;
+                // Counted per caller, not per load: every caller joining a load is a lookup.
+                if let Ok(cached) = &answer {
+                    match (cached.status(), cached.source()) {
+                        (Status::Fresh, Source::L2) => inner.stats.fresh_l2(),
+                        (Status::Stale(_), _) => inner.stats.stale(),
+                        (Status::Fresh, _) => {}
+                    }
+                }
+                answer
+            })),
         }
     }
 
@@ -347,6 +360,18 @@ where
         self.inner.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How this cache's lookups were answered since it was built: fresh (and of those, from
+    /// L2), stale, missed. Kept by the cache itself, so it reads the same with or without a
+    /// `metrics` recorder; a status page can show [`Stats::hit_rate`] from it.
+    ///
+    /// A reading sums per-thread counters, one after another: it is not a snapshot across
+    /// counters, and under load may be a few lookups apart between them (`hit_rate` stays
+    /// within 0 to 1). Costs one load per thread stripe and counter, no lock.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.read()
+    }
+
     /// The number of entries in L1 (approximate, as moka counts).
     #[must_use]
     pub fn l1_len(&self) -> u64 {
@@ -379,12 +404,14 @@ where
     pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
         let Some(entry) = self.l1.get(key) else {
             self.metrics.misses_l1.increment(1);
+            self.stats.not_fresh_l1();
             return Lookup::Miss;
         };
         let now = self.clock.recent();
         let epoch = self.epoch.load(Ordering::Relaxed);
         if now < entry.fresh_until && entry.epoch == epoch {
             self.metrics.hits_l1.increment(1);
+            self.stats.fresh_l1();
             return Lookup::Fresh(entry.value);
         }
         self.not_fresh(entry, now, epoch)
@@ -394,6 +421,12 @@ where
     #[inline(never)]
     fn not_fresh(&self, entry: Entry<V>, now: u64, epoch: u64) -> Lookup<V> {
         let found = entry.into_lookup(now, epoch);
+        // A stale answer is counted where it is served: `peek` serves none.
+        if matches!(found, Lookup::Fresh(_)) {
+            self.stats.fresh_l1();
+        } else {
+            self.stats.not_fresh_l1();
+        }
         match &found {
             Lookup::Fresh(_) => self.metrics.hits_l1.increment(1),
             Lookup::Revalidate(_) => self.metrics.stale_revalidate.increment(1),

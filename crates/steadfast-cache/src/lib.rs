@@ -94,7 +94,8 @@
 //!
 //! Hits and misses per tier, loads by outcome and their time, stale answers, evictions,
 //! notices sent and received, corrupt entries, L2 errors and resyncs: see
-//! [`steadfast_core::metrics`] for names and labels.
+//! [`steadfast_core::metrics`] for names and labels. The cache also keeps its own hit counts,
+//! read with [`TieredCache::stats`] whether or not a recorder is installed.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod batch;
@@ -113,6 +114,7 @@ mod l1;
 mod metrics;
 pub mod notice;
 pub mod remote;
+mod stats;
 
 pub use builder::{Admit, Builder, Lifetime};
 pub use cache::{GetWith, TieredCache};
@@ -120,6 +122,7 @@ pub use cached::{Cached, Source, Stale, Status};
 pub use error::{BuildError, Error, RemoteError};
 pub use key::CacheKey;
 pub use l1::L1Kind;
+pub use stats::Stats;
 
 /// The Redis client the [`RedisTier`](remote::RedisTier) is built from, so that its version is
 /// the one this crate was built with.

@@ -633,3 +633,65 @@ async fn the_quick_l1_gives_the_same_answers() {
     }
     assert!(cache.l1_len() <= 100, "{} entries", cache.l1_len());
 }
+
+#[tokio::test(start_paused = true)]
+async fn stats_count_fresh_hits_misses_and_stale_answers() {
+    let (cache, clock) = cache(|builder| builder.stale_if_error(Duration::from_secs(300)));
+    let calls = Arc::new(AtomicUsize::new(0));
+    assert_eq!(cache.stats().hit_rate(), None, "no lookup yet");
+
+    // A miss that loads, then two L1 hits and a fresh peek.
+    cache
+        .get_with(1, counted(&calls, "v1"))
+        .await
+        .expect("loaded");
+    for _ in 0..2 {
+        let hit = cache
+            .get_with(1, counted(&calls, "not loaded"))
+            .await
+            .expect("a hit");
+        assert_eq!(hit.source(), Source::L1);
+    }
+    assert_eq!(cache.peek(&1).as_deref(), Some("v1"));
+    // A peek that finds nothing is a miss too.
+    assert_eq!(cache.peek(&2), None);
+    // A batch: key 1 is a hit, key 3 a miss (repeats are read once).
+    let loaded = cache
+        .get_many([1, 3, 3], |keys| async move {
+            Ok::<_, DbError>(keys.into_iter().map(|key| (key, "v".to_owned())).collect())
+        })
+        .await
+        .expect("loaded");
+    assert_eq!(loaded.len(), 2);
+
+    let mut expected = steadfast_cache::Stats::default();
+    expected.fresh = 4;
+    expected.misses = 3;
+    assert_eq!(cache.stats(), expected);
+    assert_eq!(cache.stats().lookups(), 7);
+
+    // Past the TTL a failed load answers the stale value: a miss, and a stale answer. The
+    // read after it answers stale at once (no load): one more of each.
+    clock.advance(TTL + Duration::from_secs(1));
+    for _ in 0..2 {
+        let stale = cache.get_with(1, failing()).await.expect("stale-if-error");
+        assert!(stale.is_stale());
+    }
+    // Not fresh, so a peek misses, and serves nothing stale.
+    assert_eq!(cache.peek(&1), None);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    expected.stale = 2;
+    expected.misses = 6;
+    let stats = cache.stats();
+    assert_eq!(stats, expected);
+    assert_eq!(stats.l2, 0, "no shared tier");
+    assert_eq!(stats.lookups(), 10);
+    let rate = stats.hit_rate().expect("lookups were made");
+    assert!(
+        (rate - 0.6).abs() < 1e-9,
+        "(4 fresh + 2 stale) / 10: {rate}"
+    );
+    // Clones share the cache, and its counts.
+    assert_eq!(cache.clone().stats(), stats);
+}

@@ -422,3 +422,35 @@ async fn the_same_code_on_a_three_node_cluster() {
     .await;
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_an_l2_answer_as_fresh_not_as_a_miss() {
+    let server = RedisServer::start();
+    let a = instance(server.config(), "stats").await;
+    let b = instance(server.config(), "stats").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    a.get_with(1, counted(&calls, "row 1".into()))
+        .await
+        .expect("loaded");
+    a.insert(2, "row 2".into()).await.expect("written");
+
+    // B's L1 misses both; L2 answers them fresh, one by `get_with`, one by a batch.
+    let one = b
+        .get_with(1, counted(&calls, "not loaded".into()))
+        .await
+        .expect("from L2");
+    assert_eq!((one.source(), one.status()), (Source::L2, Status::Fresh));
+    let batch = b
+        .get_many([2], |_| async {
+            Err::<HashMap<u64, String>, _>(std::io::Error::other("not loaded"))
+        })
+        .await
+        .expect("from L2");
+    assert_eq!(batch.get(&2).map(|row| row.source()), Some(Source::L2));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let (a, b) = (a.stats(), b.stats());
+    assert_eq!((a.fresh, a.l2, a.stale, a.misses), (0, 0, 0, 1));
+    assert_eq!((b.fresh, b.l2, b.stale, b.misses), (2, 2, 0, 0));
+    assert_eq!(b.hit_rate(), Some(1.0));
+}
