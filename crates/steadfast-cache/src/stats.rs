@@ -4,11 +4,10 @@
 //! cache line that, as long as there are no more busy threads than stripes, no other core
 //! writes.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
+use steadfast_core::stripe::{default_stripes, thread_stripe};
 
 /// How a cache's lookups were answered, since it was built: read with
 /// [`TieredCache::stats`](crate::TieredCache::stats).
@@ -133,35 +132,6 @@ impl Counters {
             misses: self.sum(NOT_FRESH_L1).saturating_sub(fresh_l2),
         }
     }
-}
-
-/// This thread's stripe index, before masking: handed out round robin on a thread's first
-/// bump, so that threads spread over the stripes, and kept for the thread's life.
-fn thread_stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    STRIPE.with(|stripe| {
-        let mut index = stripe.get();
-        if index == usize::MAX {
-            index = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
-            stripe.set(index);
-        }
-        index
-    })
-}
-
-/// The machine's parallelism as a power of two, at most 32: asked of the OS once per process,
-/// since `available_parallelism` reads cgroup files and caches may be built by the hundred.
-fn default_stripes() -> usize {
-    static STRIPES: OnceLock<usize> = OnceLock::new();
-    *STRIPES.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .next_power_of_two()
-            .min(32)
-    })
 }
 
 #[cfg(test)]
