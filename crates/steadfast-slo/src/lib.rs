@@ -4,6 +4,9 @@
 
 mod burn;
 mod composite;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 mod counts;
 mod error;
 mod event;
