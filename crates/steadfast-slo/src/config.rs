@@ -202,7 +202,8 @@ impl SetConfig {
                 "freeze" => Trigger::Freeze,
                 signal => Trigger::Signal(signal.to_owned()),
             };
-            let mut built = BudgetPolicy::new(degrader, policy.switch.clone(), policy.level).on(trigger);
+            let mut built =
+                BudgetPolicy::new(degrader, policy.switch.clone(), policy.level).on(trigger);
             if let Some(hold) = policy.hold {
                 built = built.hold(hold);
             }

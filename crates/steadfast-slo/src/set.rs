@@ -115,6 +115,10 @@ impl SloSet {
     /// Evaluates every SLO: signal changes become events to the listeners and metrics, budget
     /// policies flip their switches, and the exported counters and gauges are brought up to
     /// date. Returns the reports.
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for what it does; the reports are a convenience"
+    )]
     pub fn evaluate(&self) -> Vec<SloReport> {
         let _order = self.inner.evaluating.lock();
         let mut reports = Vec::with_capacity(self.inner.slos.len());
@@ -165,6 +169,10 @@ impl SloSet {
     /// # Panics
     ///
     /// Outside a Tokio runtime, as [`tokio::spawn`] does.
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "dropping the handle leaves the task running"
+    )]
     pub fn spawn(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak: Weak<SetInner> = Arc::downgrade(&self.inner);
         let every = every.max(Duration::from_millis(10));
@@ -188,7 +196,9 @@ impl SloSet {
     ///
     /// None for SLOs that built, whose names and windows were checked then; the type is the
     /// rules' own check.
-    pub fn prometheus_rules(&self) -> Result<crate::rules::PrometheusRules, crate::rules::RulesError> {
+    pub fn prometheus_rules(
+        &self,
+    ) -> Result<crate::rules::PrometheusRules, crate::rules::RulesError> {
         let mut rules = crate::rules::PrometheusRules::new();
         for slo in &self.inner.slos {
             let mut spec = crate::rules::RuleSpec::new(slo.name(), slo.objective())

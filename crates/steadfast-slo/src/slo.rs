@@ -241,7 +241,11 @@ impl Slo {
         let latency = self.inner.latency.as_ref().map_or(0, |l| {
             l.sketches.len() * std::mem::size_of::<CachePadded<[AtomicSketch; RING]>>()
                 + l.sketches.len() * RING * AtomicSketch::heap_bytes()
-                + state.blocks.iter().map(|(_, s)| s.memory_bytes()).sum::<usize>()
+                + state
+                    .blocks
+                    .iter()
+                    .map(|(_, s)| s.memory_bytes())
+                    .sum::<usize>()
         });
         self.inner.live.bytes()
             + state.history.bytes()
