@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use steadfast_core::{Clock, MockClock, Outcome};
 use steadfast_slo::{
-    BurnWindow, Composite, ConfigError, Maintenance, Period, Severity, Slo, SloEvent,
-    SloEventKind, SloSet,
+    BurnWindow, Composite, ConfigError, Maintenance, Period, Severity, Slo, SloEvent, SloEventKind,
+    SloSet,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -61,7 +61,10 @@ fn budget_and_burn_rates_by_hand() {
     assert!((report.budget.allowed - 10.0).abs() < 1e-9);
     assert_eq!(report.budget.spent, 20);
     assert!((report.budget.remaining_events + 10.0).abs() < 1e-9);
-    assert!((report.budget.remaining + 1.0).abs() < 1e-9, "overspent by the whole budget");
+    assert!(
+        (report.budget.remaining + 1.0).abs() < 1e-9,
+        "overspent by the whole budget"
+    );
     assert!((report.attained.unwrap() - 0.998).abs() < 1e-12);
     for window in ["5m", "30m", "1h", "6h"] {
         assert!((rate(&report, window) - 2.0).abs() < 1e-9, "{window}");
@@ -70,8 +73,15 @@ fn budget_and_burn_rates_by_hand() {
     let five = report.burn_rates.iter().find(|r| r.window == "5m").unwrap();
     assert_eq!((five.total, five.bad), (4_000, 8));
     assert!(report.freeze, "a spent budget freezes deploys");
-    assert!(report.signals.iter().all(|s| s.severity == Severity::Ticket || !s.firing));
-    let ticket = report.signals.iter().find(|s| s.name == "ticket_3d").unwrap();
+    assert!(report
+        .signals
+        .iter()
+        .all(|s| s.severity == Severity::Ticket || !s.firing));
+    let ticket = report
+        .signals
+        .iter()
+        .find(|s| s.name == "ticket_3d")
+        .unwrap();
     assert!(ticket.firing, "a burn of 2 passes the 1x ticket signal");
 }
 
@@ -103,15 +113,18 @@ fn an_outage_fires_the_fast_signal_within_a_minute_and_clears_when_it_stops() {
         time.advance(Duration::from_secs(1));
         set.evaluate();
         if fired_after.is_none()
-            && events.lock().unwrap().iter().any(|e| {
-                matches!(&e.kind, SloEventKind::Fired { signal, .. } if signal == "page_1h")
-            })
+            && events.lock().unwrap().iter().any(
+                |e| matches!(&e.kind, SloEventKind::Fired { signal, .. } if signal == "page_1h"),
+            )
         {
             fired_after = Some(second);
         }
     }
     let fired_after = fired_after.expect("page_1h never fired");
-    assert!((50..=60).contains(&fired_after), "fired after {fired_after} s");
+    assert!(
+        (50..=60).contains(&fired_after),
+        "fired after {fired_after} s"
+    );
 
     // Recovery: the 5-minute window stops burning once errors are under 1.44 % of it.
     let mut cleared_after = None;
@@ -120,9 +133,9 @@ fn an_outage_fires_the_fast_signal_within_a_minute_and_clears_when_it_stops() {
         time.advance(Duration::from_secs(1));
         set.evaluate();
         if cleared_after.is_none()
-            && events.lock().unwrap().iter().any(|e| {
-                matches!(&e.kind, SloEventKind::Cleared { signal, .. } if signal == "page_1h")
-            })
+            && events.lock().unwrap().iter().any(
+                |e| matches!(&e.kind, SloEventKind::Cleared { signal, .. } if signal == "page_1h"),
+            )
         {
             cleared_after = Some(second);
         }
@@ -135,7 +148,10 @@ fn an_outage_fires_the_fast_signal_within_a_minute_and_clears_when_it_stops() {
         "cleared after {cleared_after} s"
     );
     let report = checkout.report();
-    assert!(!report.signals.iter().any(|s| s.name == "page_1h" && s.firing));
+    assert!(!report
+        .signals
+        .iter()
+        .any(|s| s.name == "page_1h" && s.firing));
 }
 
 #[test]
@@ -263,7 +279,11 @@ fn a_latency_sli_matches_exact_percentiles_within_the_sketch_error() {
     time.advance(3 * MINUTE);
     let report = search.report();
     assert_eq!(report.kind, "latency");
-    assert_eq!((report.total, report.good), (2, 1), "one good minute of two");
+    assert_eq!(
+        (report.total, report.good),
+        (2, 1),
+        "one good minute of two"
+    );
     all.sort_unstable();
     let rank = (0.95 * all.len() as f64).ceil() as usize;
     let exact = Duration::from_millis(all[rank - 1]).as_secs_f64();
@@ -277,7 +297,10 @@ fn a_latency_sli_matches_exact_percentiles_within_the_sketch_error() {
 #[test]
 fn a_latency_threshold_makes_slow_successes_bad() {
     let (builder, time) = slo("fast", 0.99);
-    let fast = builder.latency_threshold(Duration::from_millis(100)).build().unwrap();
+    let fast = builder
+        .latency_threshold(Duration::from_millis(100))
+        .build()
+        .unwrap();
     fast.record_elapsed(Outcome::Success, Duration::from_millis(50));
     fast.record_elapsed(Outcome::Success, Duration::from_millis(150));
     fast.record_elapsed(Outcome::Failure, Duration::from_millis(10));
@@ -306,7 +329,11 @@ fn composites_blend_by_weight() {
     let set = SloSet::builder()
         .slo(cart)
         .slo(payment)
-        .composite(Composite::new("flow").part("cart", 1.0).part("payment", 3.0))
+        .composite(
+            Composite::new("flow")
+                .part("cart", 1.0)
+                .part("payment", 3.0),
+        )
         .build()
         .unwrap();
     let flow = &set.composites()[0];
@@ -331,7 +358,11 @@ fn memory_stays_bounded_over_thirty_simulated_days() {
         for i in 0..20u64 {
             let ms = 1 + (minute * 7 + i * 13) % 400;
             busy.record_elapsed(
-                if (minute + i) % 97 == 0 { Outcome::Failure } else { Outcome::Success },
+                if (minute + i) % 97 == 0 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                },
                 Duration::from_millis(ms),
             );
         }
@@ -344,7 +375,10 @@ fn memory_stays_bounded_over_thirty_simulated_days() {
         }
     }
     let end = busy.memory_bytes();
-    assert_eq!(end, after_first_day, "memory grew from {after_first_day} to {end}");
+    assert_eq!(
+        end, after_first_day,
+        "memory grew from {after_first_day} to {end}"
+    );
     assert!(end < 4 << 20, "{end} bytes");
     let report = busy.report();
     assert!(report.total > 40_000, "{}", report.total);
@@ -353,18 +387,45 @@ fn memory_stays_bounded_over_thirty_simulated_days() {
 #[test]
 fn bad_definitions_are_refused_with_a_clear_error() {
     let err = |builder: steadfast_slo::SloBuilder| builder.build().unwrap_err();
-    assert_eq!(err(Slo::builder("x").objective(99.9)), ConfigError::Objective(99.9));
-    assert!(matches!(err(Slo::builder("bad name")), ConfigError::Name(_)));
+    assert_eq!(
+        err(Slo::builder("x").objective(99.9)),
+        ConfigError::Objective(99.9)
+    );
+    assert!(matches!(
+        err(Slo::builder("bad name")),
+        ConfigError::Name(_)
+    ));
     assert!(matches!(err(Slo::builder("")), ConfigError::Name(_)));
-    assert_eq!(err(Slo::builder("x").period(Period::days(0))), ConfigError::Period);
-    assert_eq!(err(Slo::builder("x").period(Period::days(365))), ConfigError::Period);
+    assert_eq!(
+        err(Slo::builder("x").period(Period::days(0))),
+        ConfigError::Period
+    );
+    assert_eq!(
+        err(Slo::builder("x").period(Period::days(365))),
+        ConfigError::Period
+    );
     let backwards = BurnWindow::new("w", Severity::Page, 2.0, MINUTE, 2 * MINUTE);
-    assert!(matches!(err(Slo::builder("x").windows(vec![backwards])), ConfigError::Window(_)));
+    assert!(matches!(
+        err(Slo::builder("x").windows(vec![backwards])),
+        ConfigError::Window(_)
+    ));
     let nan = BurnWindow::new("w", Severity::Page, f64::NAN, 2 * MINUTE, MINUTE);
-    assert!(matches!(err(Slo::builder("x").windows(vec![nan])), ConfigError::Window(_)));
-    assert_eq!(err(Slo::builder("x").percentile(1.5, MINUTE)), ConfigError::Latency);
-    assert_eq!(err(Slo::builder("x").downtime(1.0, 3)), ConfigError::Downtime);
-    assert_eq!(err(Slo::builder("x").freeze_below(2.0)), ConfigError::Freeze(2.0));
+    assert!(matches!(
+        err(Slo::builder("x").windows(vec![nan])),
+        ConfigError::Window(_)
+    ));
+    assert_eq!(
+        err(Slo::builder("x").percentile(1.5, MINUTE)),
+        ConfigError::Latency
+    );
+    assert_eq!(
+        err(Slo::builder("x").downtime(1.0, 3)),
+        ConfigError::Downtime
+    );
+    assert_eq!(
+        err(Slo::builder("x").freeze_below(2.0)),
+        ConfigError::Freeze(2.0)
+    );
     let a = Slo::builder("a").build().unwrap();
     let duplicate = SloSet::builder().slo(a.clone()).slo(a).build().unwrap_err();
     assert_eq!(duplicate, ConfigError::Duplicate("a".into()));
