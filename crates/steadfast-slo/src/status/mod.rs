@@ -5,7 +5,7 @@
 //! cache hit rates) and reads it all at once into a [`Status`]: services ranked by
 //! [health](health_score), worst first, then the breakers, switches, SLOs and caches behind
 //! that ranking. With the `axum` feature, [`router`] serves it as an HTML page, as JSON and as a
-//! freeze flag for deploy pipelines.
+//! freeze flag for deploy pipelines. The repository's `docs/status-page.png` shows the page.
 //!
 //! ```
 //! use steadfast_breaker::{CircuitBreaker, State};
