@@ -5,6 +5,7 @@ use steadfast_fallback::{Degrader, Flip};
 
 use super::health::tests::report;
 use super::*;
+use crate::burn::Severity;
 
 fn breaker(name: &str) -> CircuitBreaker {
     CircuitBreaker::builder(name)
