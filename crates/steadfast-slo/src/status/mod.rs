@@ -4,7 +4,7 @@
 //! breaker registries, degradation switches, SLO reports and, with the `cache` feature,
 //! cache hit rates) and reads it all at once into a [`Status`]: services ranked by
 //! [health](health_score), worst first, then the breakers, switches, SLOs and caches behind
-//! that ranking. With the `axum` feature, [`router`] serves it as an HTML page, as JSON and as a
+//! that ranking. With the `axum` feature, `router` serves it as an HTML page, as JSON and as a
 //! freeze flag for deploy pipelines. The repository's `docs/status-page.png` shows the page.
 //!
 //! ```
@@ -46,7 +46,7 @@
 //!
 //! The router has no authorisation of its own: the page names every dependency and its state,
 //! which is not for everyone. Nest it behind the check the rest of your admin surface uses;
-//! [`router`] shows how.
+//! `router` shows how.
 //!
 //! # Bounds
 //!
@@ -98,7 +98,7 @@ type CacheSource = Arc<dyn Fn() -> CacheStatus + Send + Sync>;
 /// What the status page shows, gathered from registered breakers, registries, degraders, SLO
 /// sources and caches.
 ///
-/// Cheap to clone: clones share the registrations, so a board handed to [`router`] still sees
+/// Cheap to clone: clones share the registrations, so a board handed to the `router` still sees
 /// what is registered afterwards. Registration takes `&self`.
 #[derive(Clone, Default)]
 pub struct StatusBoard {
