@@ -8,6 +8,10 @@
 //! touching the dependency. A payment retried after a timeout is charged once. Last, a product
 //! page's database slows and fails behind a cache: a thousand shoppers make one query, and the
 //! last answer is served, marked stale, while the database fails and while its breaker is open.
+//! Finally the SRE loop closes by itself: a failing recommender burns the error budget, the
+//! fast burn-rate signal fires within a minute, a budget policy flips the degradation switch,
+//! the burn stops, and once the recommender is back and the hold time has passed, the switch
+//! returns. That part runs on a simulated clock, so an hour takes a moment.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -136,6 +140,7 @@ async fn main() {
     degrade().await;
     charge_once().await;
     keep_answering().await;
+    close_the_loop().await;
 }
 
 /// Chapters 6 to 8: a route with a fallback and a degradation switch.
@@ -453,6 +458,172 @@ async fn keep_answering() {
         database.calls() - before
     );
     println!("   tell the caller: a stale answer is one the cache chose to give rather than fail");
+}
+
+/// Chapters 14 to 16: an SLO whose budget policy flips a degradation switch by itself.
+async fn close_the_loop() {
+    use steadfast::core::Clock;
+    use steadfast::fallback::Reasons;
+    use steadfast::slo::{BudgetPolicy, Slo, SloEvent, SloEventKind, SloSet};
+
+    // A simulated clock: the SLO's windows are minutes and hours.
+    let (clock, time) = Clock::mock();
+    let elapsed = Arc::new(AtomicUsize::new(0));
+    let stamp = {
+        let elapsed = elapsed.clone();
+        move || {
+            let s = elapsed.load(Ordering::SeqCst);
+            format!("t+{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        }
+    };
+    let recommender = Dependency::default();
+    recommender.set_healthy(true);
+    let degrader = Degrader::new();
+    degrader.listen({
+        let stamp = stamp.clone();
+        move |event: &steadfast::fallback::FlipEvent| {
+            println!(
+                "   {}  ⚑ switch {:?}: level {} → {} by {} ({})",
+                stamp(),
+                event.switch,
+                event.from,
+                event.to,
+                event.flip.who(),
+                event.flip.why()
+            );
+        }
+    });
+    let slo = Slo::builder("recommendations")
+        .objective(0.999)
+        .clock(clock)
+        .build()
+        .expect("a valid SLO");
+    let set = SloSet::builder()
+        .slo(slo.clone())
+        .policy(
+            "recommendations",
+            BudgetPolicy::new(&degrader, "recommendations", 1)
+                .on_signal("page_1h")
+                .hold(Duration::from_secs(600)),
+        )
+        .listener({
+            let stamp = stamp.clone();
+            move |event: &SloEvent| match &event.kind {
+                SloEventKind::Fired { signal, long_rate, short_rate, .. } => println!(
+                    "   {}  🔥 {signal} fires: the budget burns {long_rate:.1}× (long window), {short_rate:.1}× (short)",
+                    stamp()
+                ),
+                SloEventKind::Cleared { signal, .. } => {
+                    println!("   {}  ✓ {signal} clears", stamp());
+                }
+                _ => {}
+            }
+        })
+        .build()
+        .expect("a valid set");
+
+    // Outermost first: SLI recording (what callers see) → fallback, only while switched → the
+    // recommender.
+    let route = ServiceBuilder::new()
+        .layer(slo.layer())
+        .layer(
+            FallbackLayer::from_fn(|_: FallbackRequest<()>| async {
+                Ok::<_, Infallible>("popular items".to_owned())
+            })
+            .on(Reasons::SWITCH)
+            .switch(degrader.switch("recommendations").expect("a valid name"), 1),
+        )
+        .service({
+            let recommender = recommender.clone();
+            service_fn(move |()| {
+                let recommender = recommender.clone();
+                async move {
+                    recommender.calls.fetch_add(1, Ordering::SeqCst);
+                    if recommender.healthy.load(Ordering::SeqCst) {
+                        Ok("for you: socks, boots".to_owned())
+                    } else {
+                        Err("recommender: 500")
+                    }
+                }
+            })
+        });
+    // Ten requests a simulated second, the SLOs evaluated every second.
+    let traffic = |seconds: usize| {
+        let route = route.clone();
+        let set = set.clone();
+        let time = time.clone();
+        let elapsed = elapsed.clone();
+        async move {
+            let mut errors = 0;
+            for _ in 0..seconds {
+                for _ in 0..10 {
+                    if route.clone().oneshot(()).await.is_err() {
+                        errors += 1;
+                    }
+                }
+                time.advance(Duration::from_secs(1));
+                elapsed.fetch_add(1, Ordering::SeqCst);
+                set.evaluate();
+            }
+            errors
+        }
+    };
+    let budget = |slo: &Slo| {
+        let report = slo.report();
+        format!(
+            "{} of {} calls bad, where 99.9% allows {:.0} so far",
+            report.budget.spent, report.total, report.budget.allowed
+        )
+    };
+
+    chapter("14. The recommender fails: the budget burns, the fast signal fires within a minute");
+    println!("   SLO: 99.9% of calls good over 30 days; policy: page_1h → switch to level 1, hold 10 min");
+    traffic(3600).await;
+    println!(
+        "   {}  an hour of healthy traffic: {}",
+        stamp(),
+        budget(&slo)
+    );
+    recommender.set_healthy(false);
+    println!("   {}  the recommender starts failing every call", stamp());
+    let mut seconds = 0;
+    let mut errors = 0;
+    while degrader.get("recommendations").map_or(0, |s| s.level()) == 0 && seconds < 120 {
+        errors += traffic(1).await;
+        seconds += 1;
+    }
+    println!("   {seconds} s of outage, {errors} calls failed before the switch moved");
+
+    chapter("15. The switch flipped itself: the route answers from its fallback, the burn stops");
+    let before = recommender.calls();
+    let failed = traffic(120).await;
+    println!(
+        "   two more minutes: {failed} calls failed; the recommender saw {} calls; {}",
+        recommender.calls() - before,
+        budget(&slo)
+    );
+
+    chapter("16. The recommender recovers: the signal clears, the switch returns after its hold");
+    recommender.set_healthy(true);
+    println!(
+        "   {}  the recommender is back (the route does not know yet: it is switched)",
+        stamp()
+    );
+    let mut waited = 0;
+    while degrader.get("recommendations").map_or(0, |s| s.level()) != 0 && waited < 1800 {
+        traffic(1).await;
+        waited += 1;
+    }
+    let answer = route
+        .clone()
+        .oneshot(())
+        .await
+        .expect("the recommender is back");
+    println!(
+        "   {}  the route answers {answer:?}; {}",
+        stamp(),
+        budget(&slo)
+    );
 }
 
 fn show(label: &str, response: Response<Bytes>) {

@@ -40,6 +40,10 @@ pub use steadfast_idempotency as idempotency;
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use steadfast_cache as cache;
 
+#[cfg(feature = "slo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "slo")))]
+pub use steadfast_slo as slo;
+
 #[cfg(all(feature = "macros", feature = "idempotency"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "macros", feature = "idempotency"))))]
 pub use steadfast_macros::idempotent;
@@ -83,6 +87,11 @@ pub mod guides {
     #[cfg(all(feature = "cache", feature = "macros", feature = "axum"))]
     #[doc = include_str!("../docs/cache.md")]
     pub mod cache {}
+
+    /// The SLO guide: SLIs, error budgets, burn-rate signals, budget policies, the status page.
+    #[cfg(all(feature = "slo", feature = "axum"))]
+    #[doc = include_str!("../docs/slo.md")]
+    pub mod slo {}
 }
 
 /// The names most programs need, in one import.

@@ -134,6 +134,15 @@ impl SloSet {
             }));
             reports.push(report);
         }
+        // Events first, then the flips they cause, so listeners read them in that order.
+        if !events.is_empty() {
+            let listeners = self.inner.listeners.read().clone();
+            for event in &events {
+                for listener in &listeners {
+                    listener.on_event(event);
+                }
+            }
+        }
         {
             let mut policies = self.inner.policies.lock();
             for bound in policies.iter_mut() {
@@ -152,14 +161,6 @@ impl SloSet {
         self.inner
             .freeze
             .set(f64::from(u8::from(reports.iter().any(|r| r.freeze))));
-        if !events.is_empty() {
-            let listeners = self.inner.listeners.read().clone();
-            for event in &events {
-                for listener in &listeners {
-                    listener.on_event(event);
-                }
-            }
-        }
         reports
     }
 
