@@ -207,6 +207,13 @@ impl StatusBoard {
             .push(degrader.borrow().clone());
     }
 
+    /// Shows the SLOs of `set` (read when the board is read; the set's own evaluation loop
+    /// fires the signals).
+    pub fn slos(&self, set: &crate::SloSet) {
+        let set = set.clone();
+        self.slo_reports(move || set.reports());
+    }
+
     /// Adds a source of SLO reports, called at every snapshot. Reports with a
     /// [`service`](SloReport::service) count towards that service's health.
     pub fn slo_reports(&self, source: impl Fn() -> Vec<SloReport> + Send + Sync + 'static) {
@@ -263,6 +270,13 @@ impl StatusBoard {
         let caches: Vec<CacheStatus> = cache_sources.iter().map(|source| source()).collect();
 
         let services = rank_services(&readings, &slos, &caches);
+        for service in &services {
+            metrics::gauge!(
+                steadfast_core::metrics::SLO_HEALTH_SCORE,
+                steadfast_core::metrics::LABEL_SERVICE => service.name.clone(),
+            )
+            .set(service.health.score);
+        }
 
         let mut breakers = Vec::new();
         let mut registries = Vec::new();
