@@ -401,6 +401,29 @@ where
     /// An L1 read. The fresh hit is checked first, on its own, so that it compiles to little
     /// more than the store's `get`; everything else goes out of line.
     #[inline]
+    /// A fresh value from L1, counting nothing: for a caller that counts the hit itself, or
+    /// whose miss the load that follows counts (the response cache's fast path).
+    #[cfg(feature = "http")]
+    pub(crate) fn peek_quiet(&self, key: &K) -> Option<V> {
+        let entry = self.l1.get(key)?;
+        let now = self.clock.recent();
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        if now < entry.fresh_until && entry.epoch == epoch {
+            return Some(entry.value);
+        }
+        match entry.into_lookup(now, epoch) {
+            Lookup::Fresh(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Counts a fresh L1 answer found by [`peek_quiet`](Self::peek_quiet).
+    #[cfg(feature = "http")]
+    pub(crate) fn count_hit(&self) {
+        self.metrics.hits_l1.increment(1);
+        self.stats.fresh_l1();
+    }
+
     pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
         let Some(entry) = self.l1.get(key) else {
             self.metrics.misses_l1.increment(1);

@@ -270,7 +270,7 @@ async fn served(name: &str, clock: Option<Clock>) -> (Server, Origin, ResponseCa
 
 #[tokio::test]
 async fn a_miss_then_hits_with_age() {
-    let (server, origin, _) = served("hits", None).await;
+    let (server, origin, layer) = served("hits", None).await;
     let (status, headers, body) = server.get("/products/1", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "product 1 (call 1)");
@@ -295,6 +295,9 @@ async fn a_miss_then_hits_with_age() {
         "the GET's length, not the empty body's"
     );
     assert_eq!(origin.calls(), 2);
+    // Each request is one lookup: two misses, six hits (five GETs and the HEAD).
+    let stats = layer.cache().stats();
+    assert_eq!((stats.misses, stats.fresh), (2, 6), "{stats:?}");
 }
 
 #[tokio::test]

@@ -233,15 +233,16 @@ fn fast(
     request: &http::HeaderMap,
     directives: &CacheControl,
 ) -> Fast {
-    let cache = &shared.cache;
-    let Some(mut stored) = cache.peek(key) else {
+    // Quiet reads: a miss is counted once, by the load that follows; a hit once, below.
+    let cache = &shared.cache.inner;
+    let Some(mut stored) = cache.peek_quiet(key) else {
         return Fast::Miss;
     };
     if !key::matches(&stored, request) {
         let Some(variant) = key::variant(key, &stored, request) else {
             return Fast::Miss;
         };
-        match cache.peek(&variant) {
+        match cache.peek_quiet(&variant) {
             Some(found) if key::matches(&found, request) => stored = found,
             _ => return Fast::Miss,
         }
@@ -256,6 +257,7 @@ fn fast(
             return Fast::TooOld;
         }
     }
+    cache.count_hit();
     Fast::Hit(stored)
 }
 
