@@ -78,6 +78,7 @@ impl Composite {
     /// Blends the parts' reports.
     pub(crate) fn blend(&self, reports: &[SloReport]) -> CompositeReport {
         let total_weight: f64 = self.parts.iter().map(|(_, w)| w).sum();
+        let mut all_objective = 0.0;
         let mut objective = 0.0;
         let mut attained = 0.0;
         let mut measured = 0.0;
@@ -86,14 +87,20 @@ impl Composite {
                 continue;
             };
             let w = weight / total_weight;
-            objective += w * report.objective;
+            all_objective += w * report.objective;
             if let Some(value) = report.attained {
+                objective += w * report.objective;
                 attained += w * value;
                 measured += w;
             }
         }
-        // Parts without events yet do not drag the blend down: it is taken over those with.
-        let attained = (measured > 0.0).then(|| attained / measured);
+        // Parts without events yet do not drag the blend either way: the blend is taken over
+        // the parts with events, objective and attainment alike.
+        let (objective, attained) = if measured > 0.0 {
+            (objective / measured, Some(attained / measured))
+        } else {
+            (all_objective, None)
+        };
         let budget_remaining = attained.map_or(1.0, |a| 1.0 - (1.0 - a) / (1.0 - objective));
         CompositeReport {
             name: self.name.clone(),
@@ -114,7 +121,7 @@ pub struct CompositeReport {
     pub name: String,
     /// Its service.
     pub service: Option<String>,
-    /// `Σ wᵢ · objectiveᵢ`.
+    /// `Σ wᵢ · objectiveᵢ`, over the parts with events (over all before any has).
     pub objective: f64,
     /// `Σ wᵢ · attainedᵢ` over the parts with events (weights renormalised over them).
     pub attained: Option<f64>,

@@ -1,4 +1,4 @@
-//! Event counts: a striped, lock-free ring of live minutes for recording, and a bounded
+//! Event counts: a striped ring of live minutes, written without locks, for recording, and a bounded
 //! history of harvested minutes and hours for reading windows and periods.
 //!
 //! Recording touches only the calling thread's stripe: one load of the slot's minute tag and
@@ -335,9 +335,14 @@ impl DowntimeTracker {
             },
         };
         if let Some(judged) = self.judged {
-            // Minutes skipped (not held at minute resolution any more) break a run.
+            // Minutes skipped (not held at minute resolution any more) break a run, and their
+            // bits, a span old, must not read as down again.
             if start > judged + 1 {
                 self.run = 0;
+                let skipped = (start - judged - 1).min(self.span());
+                for minute in (start - skipped)..start {
+                    self.set(minute, false);
+                }
             }
         }
         for minute in start..=upto {

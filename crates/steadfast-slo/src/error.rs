@@ -16,7 +16,8 @@ pub enum ConfigError {
     /// A burn-rate window that is zero, over the history kept, or whose short window is not
     /// shorter than its long one; or a factor that is not a positive number.
     Window(String),
-    /// A quantile outside (0, 1) or a zero threshold.
+    /// A quantile outside (0, 1), a zero threshold, or a latency threshold beside a percentile
+    /// (a percentile SLI has its own threshold).
     Latency,
     /// A downtime error rate outside [0, 1) or a zero run length.
     Downtime,
@@ -28,7 +29,8 @@ pub enum ConfigError {
     Duplicate(String),
     /// A policy or composite naming an SLO the set does not have.
     UnknownSlo(String),
-    /// A policy's switch name refused by the degrader.
+    /// A policy's switch name refused by the degrader, a level of 0 (a policy that never
+    /// acts), or a signal its SLO does not have.
     Switch(String),
     /// A composite's weights that are not positive.
     Weight,
@@ -53,7 +55,8 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::Window(why) => write!(f, "invalid burn-rate window: {why}"),
             ConfigError::Latency => f.write_str(
-                "a latency SLI needs a quantile between 0 and 1 and a non-zero threshold",
+                "a latency SLI needs a quantile between 0 and 1 and a non-zero threshold, and no \
+                 latency_threshold beside it",
             ),
             ConfigError::Downtime => f.write_str(
                 "a downtime SLI needs an error rate in [0, 1) and a run of at least one minute",

@@ -144,7 +144,12 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        let ready = ready!(self.inner.poll_ready(cx));
+        if let Err(error) = &ready {
+            // A service that cannot take calls (a buffer whose worker died) fails its callers.
+            self.slo.record(self.classify.classify(Err(error)));
+        }
+        Poll::Ready(ready)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -212,8 +217,7 @@ impl<F, C> PinnedDrop for ResponseFuture<F, C> {
         let this = self.project();
         if let (Some(slo), Some(start)) = (this.slo.take(), *this.start) {
             let elapsed = elapsed(&slo, start);
-            let threshold = slo.inner.threshold();
-            if slo.inner.is_latency() || elapsed > threshold {
+            if elapsed > slo.inner.threshold() {
                 // Ran past its threshold before the caller gave up: the caller waited too long.
                 slo.record_elapsed(Outcome::Failure, elapsed);
             }

@@ -70,8 +70,8 @@
 //!
 //! Counts live per UTC minute in a small ring per thread stripe (cache-padded): recording is a
 //! coarse clock read, one load and one relaxed add into the calling thread's own stripe, with
-//! no lock and no allocation. Once a minute a stripe's slot is reused, and the thread doing so
-//! moves settled minutes into the history under a lock. Readings and evaluations read the
+//! no allocation and, in the common case, no lock. Once a minute a stripe's slot is reused, and
+//! the thread doing so moves settled minutes into the history under the SLO's lock. Readings and evaluations read the
 //! history (per minute over three days, per hour beyond) and the live minutes. Memory per SLO
 //! is fixed when it is built, whatever the traffic (`Slo::memory_bytes`).
 //!

@@ -172,38 +172,52 @@ impl Bound {
         }
     }
 
-    /// Acts on a fresh report; `now` is monotonic nanoseconds.
-    pub(crate) fn step(&mut self, report: &SloReport, now: u64) {
+    /// While held: the level the switch had before this policy raised it.
+    pub(crate) fn held_from(&self) -> Option<u8> {
+        self.held.map(|(_, before)| before)
+    }
+
+    /// Another policy let go of this switch while this one holds it: its earlier level is the
+    /// one to return to.
+    pub(crate) fn inherit(&mut self, before: u8) {
+        if let Some((_, held)) = &mut self.held {
+            *held = (*held).min(before);
+        }
+    }
+
+    /// Acts on a fresh report; `now` is monotonic nanoseconds. `others_hold` says whether
+    /// another policy holds the same switch. Returns the level to hand over when this policy
+    /// lets go while another holds it.
+    pub(crate) fn step(&mut self, report: &SloReport, now: u64, others_hold: bool) -> Option<u8> {
         let policy = &self.policy;
         let wanted = policy.trigger.holds(report);
-        let Ok(switch) = policy.degrader.switch(&policy.switch) else {
-            return;
-        };
+        let switch = policy.degrader.switch(&policy.switch).ok()?;
         match self.held {
             None if wanted => {
-                let before = switch.level();
-                if before >= policy.level {
-                    return;
+                if switch.level() >= policy.level {
+                    return None;
                 }
                 let flip = Flip::new(
                     format!("slo:{}", self.slo),
                     format!("{} fires for SLO {}", policy.trigger, self.slo),
                 )
                 .from_source(Source::Budget);
-                if policy
-                    .degrader
-                    .set(&policy.switch, policy.level, flip)
-                    .is_ok()
-                {
+                // The level the flip left, read in the same step as the write.
+                if let Ok(before) = policy.degrader.set(&policy.switch, policy.level, flip) {
                     self.held = Some((now, before));
                 }
+                None
             }
             Some((since, before)) if !wanted => {
                 let hold = u64::try_from(policy.hold.as_nanos()).unwrap_or(u64::MAX);
                 if now.saturating_sub(since) < hold {
-                    return;
+                    return None;
                 }
                 self.held = None;
+                if others_hold {
+                    // Another policy holds it higher or as high: it returns it, to our level.
+                    return Some(before);
+                }
                 if switch.level() == policy.level {
                     let flip = Flip::new(
                         format!("slo:{}", self.slo),
@@ -212,8 +226,9 @@ impl Bound {
                     .from_source(Source::Budget);
                     let _ = policy.degrader.set(&policy.switch, before, flip);
                 }
+                None
             }
-            _ => {}
+            _ => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The SLOs of a process, evaluated together: events, metrics and budget policies.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -84,7 +85,9 @@ impl SloSet {
         self.inner.slos.iter().find(|slo| slo.name() == name)
     }
 
-    /// Adds a listener of signal changes.
+    /// Adds a listener of signal changes. Listeners run inside the evaluation: they must not
+    /// evaluate the set themselves (nor may listeners of a degrader the set's policies flip).
+    /// A listener that panics is skipped, and the evaluation goes on.
     pub fn listen(&self, listener: impl Listener<SloEvent>) {
         self.inner.listeners.write().push(Arc::new(listener));
     }
@@ -139,23 +142,38 @@ impl SloSet {
             let listeners = self.inner.listeners.read().clone();
             for event in &events {
                 for listener in &listeners {
-                    listener.on_event(event);
+                    // A listener that panics must not stop the loop: the evaluation task
+                    // would die with it, and a raised switch would never return.
+                    let _ = catch_unwind(AssertUnwindSafe(|| listener.on_event(event)));
                 }
             }
         }
         {
             let mut policies = self.inner.policies.lock();
-            for bound in policies.iter_mut() {
+            for i in 0..policies.len() {
                 let Some((slo, report)) = self
                     .inner
                     .slos
                     .iter()
                     .zip(&reports)
-                    .find(|(slo, _)| slo.name() == bound.slo)
+                    .find(|(slo, _)| slo.name() == policies[i].slo)
                 else {
                     continue;
                 };
-                bound.step(report, slo.inner.time.mono());
+                let switch = policies[i].policy.switch.clone();
+                let others_hold = policies.iter().enumerate().any(|(j, other)| {
+                    j != i && other.policy.switch == switch && other.held_from().is_some()
+                });
+                let step = catch_unwind(AssertUnwindSafe(|| {
+                    policies[i].step(report, slo.inner.time.mono(), others_hold)
+                }));
+                if let Ok(Some(before)) = step {
+                    for (j, other) in policies.iter_mut().enumerate() {
+                        if j != i && other.policy.switch == switch {
+                            other.inherit(before);
+                        }
+                    }
+                }
             }
         }
         self.inner
@@ -289,8 +307,21 @@ impl SloSetBuilder {
             composite.check(known)?;
         }
         for (slo, policy) in &self.policies {
-            if !known(slo) {
+            let Some(bound) = self.slos.iter().find(|s| s.name() == slo) else {
                 return Err(ConfigError::UnknownSlo(slo.clone()));
+            };
+            if policy.level() == 0 {
+                return Err(ConfigError::Switch(format!(
+                    "the policy on {:?} sets level 0, so it would never act",
+                    policy.switch()
+                )));
+            }
+            if let crate::Trigger::Signal(signal) = policy.trigger() {
+                if !bound.windows().iter().any(|w| w.name == *signal) {
+                    return Err(ConfigError::Switch(format!(
+                        "SLO {slo:?} has no signal {signal:?}"
+                    )));
+                }
             }
             steadfast_fallback::validate_name(policy.switch())
                 .map_err(|e| ConfigError::Switch(e.to_string()))?;

@@ -33,8 +33,8 @@ const LATENCY_BLOCKS: usize = 13;
 /// [`Classify`](steadfast_core::Classify) in [`SliLayer`](crate::SliLayer)); the SLO holds it
 /// to an objective over a period, which gives an error budget and burn rates.
 ///
-/// Cloning shares the counts. Recording ([`record`](Slo::record)) is lock-free and allocates
-/// nothing: one clock load, one load of the current slot's minute, one relaxed add into the
+/// Cloning shares the counts. Recording ([`record`](Slo::record)) allocates nothing and, but for
+/// one event a minute per thread stripe, takes no lock: one clock load, one load of the current slot's minute, one relaxed add into the
 /// calling thread's own stripe.
 ///
 /// ```
@@ -212,14 +212,23 @@ impl Slo {
     }
 
     /// Declares a maintenance window: its minutes count neither as good nor as bad. Windows
-    /// past the period are dropped; at most [`MAX_MAINTENANCE`] are kept (the oldest go first).
+    /// past the period are dropped; at most [`MAX_MAINTENANCE`] are kept (the one ending first
+    /// goes first).
+    ///
+    /// Minutes are excluded as they are moved into the history, about two minutes after they
+    /// end: declare windows ahead of time. A window declared after the fact excludes only the
+    /// minutes not yet moved.
     pub fn add_maintenance(&self, window: Maintenance) {
         let mut state = self.inner.state.lock();
         let now = self.inner.time.minute();
         let horizon = self.inner.period.start(now);
         state.maintenance.retain(|w| w.end_minute() > horizon);
         if state.maintenance.len() == MAX_MAINTENANCE {
-            state.maintenance.remove(0);
+            if let Some(first) =
+                (0..state.maintenance.len()).min_by_key(|&i| state.maintenance[i].end_minute())
+            {
+                state.maintenance.remove(first);
+            }
         }
         state.maintenance.push(window);
     }
@@ -508,7 +517,11 @@ impl Inner {
             signals,
             downtime,
             latency,
-            freeze: total != 0 && budget.remaining < self.freeze_below,
+            // Judged once the budget allows at least one bad event: before that, one error is a
+            // budget spent many times over, and a freeze would flap on every young period.
+            freeze: self.freeze_below > 0.0
+                && allowed >= 1.0
+                && budget.remaining < self.freeze_below,
         }
     }
 
@@ -593,16 +606,17 @@ impl Inner {
 
 impl Inner {
     /// The latency threshold of an events SLI (`Duration::MAX` for none).
+    /// The time past which a call is slow: the latency SLI's threshold, or the events SLI's
+    /// latency threshold (`Duration::MAX` for none).
     pub(crate) fn threshold(&self) -> Duration {
+        if let Some(latency) = &self.latency {
+            return latency.threshold;
+        }
         if self.threshold_ns == u64::MAX {
             Duration::MAX
         } else {
             Duration::from_nanos(self.threshold_ns)
         }
-    }
-
-    pub(crate) fn is_latency(&self) -> bool {
-        self.latency.is_some()
     }
 }
 
@@ -763,9 +777,31 @@ impl SloBuilder {
             }
         }
         let minute_limit = Duration::from_secs(MINUTE_SPAN * 60 - 3600);
+        if self.windows.is_empty() {
+            return Err(ConfigError::Window("at least one signal is needed".into()));
+        }
         for window in &self.windows {
-            check_name(&window.name)
-                .map_err(|_| ConfigError::Window(format!("name {:?}", window.name)))?;
+            // Signal names become alert labels: the rules' own charset and length.
+            let name_ok = !window.name.is_empty()
+                && window.name.len() <= 32
+                && window
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name_ok {
+                return Err(ConfigError::Window(format!(
+                    "name {:?}: use 1 to 32 of [a-z0-9_]",
+                    window.name
+                )));
+            }
+            // Counts are per minute, and Prometheus must read the same windows.
+            let whole = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() % 60 == 0;
+            if !whole(window.short) || !whole(window.long) {
+                return Err(ConfigError::Window(format!(
+                    "{}: windows must be whole minutes",
+                    window.name
+                )));
+            }
             if window.short.is_zero() || window.long.is_zero() {
                 return Err(ConfigError::Window(format!(
                     "{}: a zero window",
@@ -804,7 +840,9 @@ impl SloBuilder {
                 return Err(ConfigError::Latency);
             }
         }
-        if self.latency_threshold.is_some_and(|t| t.is_zero()) {
+        if self.latency_threshold.is_some_and(|t| t.is_zero())
+            || (self.latency_threshold.is_some() && self.percentile.is_some())
+        {
             return Err(ConfigError::Latency);
         }
         if let Some((rate, run)) = self.downtime {

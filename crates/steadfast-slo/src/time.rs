@@ -96,7 +96,7 @@ impl Period {
             Period::Week => {
                 let day = now / MINUTES_PER_DAY;
                 // 1970-01-01 was a Thursday: three days after a Monday.
-                let monday = day - (day + 3) % 7;
+                let monday = day.saturating_sub((day + 3) % 7);
                 monday * MINUTES_PER_DAY
             }
             Period::Month => {

@@ -294,3 +294,131 @@ fn configs_load_and_bad_ones_say_where() {
     .unwrap_err();
     assert!(unknown.to_string().contains("\"b\""), "{unknown}");
 }
+
+#[tokio::test]
+async fn two_policies_on_one_switch_return_it_to_where_it_was() {
+    let (clock, time) = Clock::mock();
+    let degrader = Degrader::new();
+    let build = |name: &str| {
+        Slo::builder(name)
+            .clock(clock.clone())
+            .start_at(saturday())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build("a"), build("b"));
+    let set = SloSet::builder()
+        .slo(a.clone())
+        .slo(b.clone())
+        .policy(
+            "a",
+            BudgetPolicy::new(&degrader, "shed", 1)
+                .on_signal("page_1h")
+                .hold(Duration::ZERO),
+        )
+        .policy(
+            "b",
+            BudgetPolicy::new(&degrader, "shed", 2)
+                .on_signal("page_1h")
+                .hold(Duration::ZERO),
+        )
+        .listener(|_: &SloEvent| panic!("a listener that panics must not stop the loop"))
+        .build()
+        .unwrap();
+    let second = |a_bad: u64, b_bad: u64| {
+        for i in 0..10 {
+            if i < a_bad {
+                a.bad()
+            } else {
+                a.good()
+            }
+            if i < b_bad {
+                b.bad()
+            } else {
+                b.good()
+            }
+        }
+        time.advance(Duration::from_secs(1));
+        set.evaluate();
+    };
+    for _ in 0..3600 {
+        second(0, 0);
+    }
+    // A burns first and raises the switch to 1; then B too, to 2.
+    for _ in 0..120 {
+        second(10, 0);
+    }
+    assert_eq!(degrader.get("shed").unwrap().level(), 1);
+    for _ in 0..120 {
+        second(10, 10);
+    }
+    assert_eq!(degrader.get("shed").unwrap().level(), 2);
+    // A recovers first, then B: the switch goes back to 0, not to A's level.
+    for _ in 0..900 {
+        second(0, 10);
+    }
+    assert_eq!(degrader.get("shed").unwrap().level(), 2);
+    for _ in 0..900 {
+        second(0, 0);
+    }
+    assert_eq!(degrader.get("shed").unwrap().level(), 0);
+}
+
+#[test]
+fn policies_that_could_never_act_are_refused() {
+    let degrader = Degrader::new();
+    let slo = Slo::builder("api").build().unwrap();
+    let typo = SloSet::builder()
+        .slo(slo.clone())
+        .policy(
+            "api",
+            BudgetPolicy::new(&degrader, "shed", 1).on_signal("pgae_1h"),
+        )
+        .build()
+        .unwrap_err();
+    assert!(typo.to_string().contains("pgae_1h"), "{typo}");
+    let zero = SloSet::builder()
+        .slo(slo)
+        .policy("api", BudgetPolicy::new(&degrader, "shed", 0))
+        .build()
+        .unwrap_err();
+    assert!(zero.to_string().contains("level 0"), "{zero}");
+    let both = Slo::builder("x")
+        .latency_threshold(Duration::from_millis(1))
+        .percentile(0.9, Duration::from_millis(1))
+        .build()
+        .unwrap_err();
+    assert_eq!(both, steadfast_slo::ConfigError::Latency);
+}
+
+#[test]
+fn a_zero_freeze_threshold_never_freezes_and_young_budgets_do_not() {
+    let (clock, time) = Clock::mock();
+    let never = Slo::builder("never")
+        .freeze_below(0.0)
+        .clock(clock.clone())
+        .start_at(saturday())
+        .build()
+        .unwrap();
+    let young = Slo::builder("young")
+        .clock(clock)
+        .start_at(saturday())
+        .build()
+        .unwrap();
+    for slo in [&never, &young] {
+        for _ in 0..10 {
+            slo.bad();
+        }
+    }
+    time.advance(Duration::from_secs(60));
+    assert!(!never.report().freeze, "0 turns the freeze off");
+    assert!(
+        !young.report().freeze,
+        "10 events at 99.9 % allow no bad one yet"
+    );
+    for _ in 0..2000 {
+        young.good();
+    }
+    time.advance(Duration::from_secs(60));
+    assert!(young.report().freeze, "2010 events allow 2; 10 spent");
+}
