@@ -609,6 +609,12 @@ async fn close_the_loop() {
         "   {}  the recommender is back (the route does not know yet: it is switched)",
         stamp()
     );
+    println!(
+        "   (had it stayed down, the calls after the hold would burn again within seconds and"
+    );
+    println!(
+        "   the switch would flip back for another hold: the hold is also the retry interval)"
+    );
     let mut waited = 0;
     while degrader.get("recommendations").map_or(0, |s| s.level()) != 0 && waited < 1800 {
         traffic(1).await;

@@ -33,9 +33,9 @@ const LATENCY_BLOCKS: usize = 13;
 /// [`Classify`](steadfast_core::Classify) in [`SliLayer`](crate::SliLayer)); the SLO holds it
 /// to an objective over a period, which gives an error budget and burn rates.
 ///
-/// Cloning shares the counts. Recording ([`record`](Slo::record)) allocates nothing and, but for
-/// one event a minute per thread stripe, takes no lock: one clock load, one load of the current slot's minute, one relaxed add into the
-/// calling thread's own stripe.
+/// Cloning shares the counts. Recording ([`record`](Slo::record)) allocates nothing and, but
+/// for one event a minute per thread stripe, takes no lock: one clock load, one load of the
+/// current slot's minute, one relaxed add into the calling thread's own stripe.
 ///
 /// ```
 /// use std::time::Duration;
