@@ -6,7 +6,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
 use pin_project::{pin_project, pinned_drop};
+use steadfast_core::stripe::{default_stripes, thread_stripe};
 use steadfast_core::{AnyError, Classify, Outcome};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -52,7 +56,30 @@ use crate::Slo;
 #[derive(Clone)]
 pub struct SliLayer<C = AnyError> {
     slo: Slo,
+    stubs: Stubs,
     classify: C,
+}
+
+/// One handle on the SLO per thread stripe, each with its own reference count on its own
+/// cache line: a call clones its stripe's handle into the response future, so calls on two
+/// cores never write the same count.
+#[derive(Clone)]
+struct Stubs(Arc<[Arc<CachePadded<Slo>>]>);
+
+impl Stubs {
+    fn new(slo: &Slo) -> Self {
+        Self(
+            (0..default_stripes())
+                .map(|_| Arc::new(CachePadded::new(slo.clone())))
+                .collect(),
+        )
+    }
+
+    #[inline]
+    fn pick(&self) -> Arc<CachePadded<Slo>> {
+        // The stripe count is a power of two.
+        self.0[thread_stripe() & (self.0.len() - 1)].clone()
+    }
 }
 
 impl SliLayer {
@@ -60,6 +87,7 @@ impl SliLayer {
     #[must_use]
     pub fn new(slo: Slo) -> Self {
         Self {
+            stubs: Stubs::new(&slo),
             slo,
             classify: AnyError,
         }
@@ -73,6 +101,7 @@ impl<C> SliLayer<C> {
     pub fn classify<D>(self, classify: D) -> SliLayer<D> {
         SliLayer {
             slo: self.slo,
+            stubs: self.stubs,
             classify,
         }
     }
@@ -94,6 +123,7 @@ impl<S, C: Clone> Layer<S> for SliLayer<C> {
         Sli {
             inner,
             slo: self.slo.clone(),
+            stubs: self.stubs.clone(),
             classify: self.classify.clone(),
         }
     }
@@ -104,6 +134,7 @@ impl<S, C: Clone> Layer<S> for SliLayer<C> {
 pub struct Sli<S, C = AnyError> {
     inner: S,
     slo: Slo,
+    stubs: Stubs,
     classify: C,
 }
 
@@ -160,7 +191,7 @@ where
         };
         ResponseFuture {
             inner: self.inner.call(request),
-            slo: Some(self.slo.clone()),
+            slo: Some(self.stubs.pick()),
             classify: self.classify.clone(),
             start,
         }
@@ -173,7 +204,7 @@ pub struct ResponseFuture<F, C> {
     #[pin]
     inner: F,
     /// Taken when the outcome is recorded, so a drop after completion records nothing.
-    slo: Option<Slo>,
+    slo: Option<Arc<CachePadded<Slo>>>,
     classify: C,
     start: Option<u64>,
 }
