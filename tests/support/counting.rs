@@ -52,3 +52,13 @@ pub(crate) fn now<F: Future>(future: F) -> F::Output {
         Poll::Pending => panic!("the test services answer at once"),
     }
 }
+
+/// Every binary that includes this module checks first that its counter sees an allocation at
+/// all, so that "nothing allocated" is never a counter that counts nothing.
+#[test]
+fn the_counter_sees_allocations() {
+    let before = allocations();
+    let boxed = std::hint::black_box(Box::new(7u64));
+    assert_eq!(allocations() - before, 1);
+    drop(boxed);
+}
