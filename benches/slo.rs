@@ -311,73 +311,62 @@ fn slo_scaling(c: &mut Criterion) {
     // Each thread takes the next stripe when it first records, so two threads started
     // together write two different cache lines.
     let slo = events_slo();
-    for n in [1, 2] {
-        group.bench_with_input(BenchmarkId::new("steadfast/record", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                parallel(n, iters, || {
-                    let slo = &slo;
-                    let mut i = 0u32;
-                    move || {
-                        i = i.wrapping_add(1);
-                        slo.record(black_box(outcome(i)));
-                    }
-                })
-            })
-        });
-    }
+    at_1_and_2(&mut group, "steadfast/record", || {
+        let slo = &slo;
+        let mut i = 0u32;
+        move || {
+            i = i.wrapping_add(1);
+            slo.record(black_box(outcome(i)));
+        }
+    });
 
     // The same events through the layer, each thread calling its own clone of the service
     // (as a server's worker does): what the layer writes per call shows in the ratio.
     let service = ServiceBuilder::new()
         .layer(events_slo().layer())
         .service(echo());
-    for n in [1, 2] {
-        group.bench_with_input(BenchmarkId::new("steadfast/layer", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                parallel(n, iters, || {
-                    let mut service = service.clone();
-                    let mut request = 0u64;
-                    move || {
-                        request = request.wrapping_add(1);
-                        black_box(call_once(&mut service, black_box(request)).is_ok());
-                    }
-                })
-            })
-        });
-    }
+    at_1_and_2(&mut group, "steadfast/layer", || {
+        let mut service = service.clone();
+        let mut request = 0u64;
+        move || {
+            request = request.wrapping_add(1);
+            black_box(call_once(&mut service, black_box(request)).is_ok());
+        }
+    });
 
     let (total, errors) = prometheus_counters();
-    for n in [1, 2] {
-        group.bench_with_input(BenchmarkId::new("prometheus", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                parallel(n, iters, || {
-                    let (total, errors) = (&total, &errors);
-                    let mut i = 0u32;
-                    move || {
-                        i = i.wrapping_add(1);
-                        prometheus_event(total, errors, black_box(outcome(i)));
-                    }
-                })
-            })
-        });
-    }
+    at_1_and_2(&mut group, "prometheus", || {
+        let (total, errors) = (&total, &errors);
+        let mut i = 0u32;
+        move || {
+            i = i.wrapping_add(1);
+            prometheus_event(total, errors, black_box(outcome(i)));
+        }
+    });
 
     let (_recorder, total, errors) = metrics_counters();
+    at_1_and_2(&mut group, "metrics", || {
+        let (total, errors) = (&total, &errors);
+        let mut i = 0u32;
+        move || {
+            i = i.wrapping_add(1);
+            metrics_event(total, errors, black_box(outcome(i)));
+        }
+    });
+    group.finish();
+}
+
+/// Benchmarks `name` driven by 1 and then 2 threads, each running the work `make` gives it.
+fn at_1_and_2<W: FnMut()>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    make: impl Fn() -> W + Sync,
+) {
     for n in [1, 2] {
-        group.bench_with_input(BenchmarkId::new("metrics", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                parallel(n, iters, || {
-                    let (total, errors) = (&total, &errors);
-                    let mut i = 0u32;
-                    move || {
-                        i = i.wrapping_add(1);
-                        metrics_event(total, errors, black_box(outcome(i)));
-                    }
-                })
-            })
+        group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+            b.iter_custom(|iters| parallel(n, iters, &make));
         });
     }
-    group.finish();
 }
 
 /// The inner service of `slo_layer`: answers at once, failing one request in 16.
