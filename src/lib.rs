@@ -92,6 +92,27 @@ pub mod guides {
     #[cfg(all(feature = "slo", feature = "axum"))]
     #[doc = include_str!("../docs/slo.md")]
     pub mod slo {}
+
+    /// The `axum_shop` example: every layer in one axum service, its policies in one TOML file.
+    #[cfg(all(
+        feature = "slo",
+        feature = "axum",
+        feature = "idempotency",
+        feature = "cache"
+    ))]
+    #[doc = include_str!("../docs/axum_shop.md")]
+    pub mod axum_shop {}
+
+    /// The `tonic_client` and `tonic_server` examples: breaker and fallback per gRPC method on
+    /// the client; idempotency from metadata and a cached read method on the server.
+    #[cfg(all(
+        feature = "tonic",
+        feature = "idempotency",
+        feature = "cache",
+        feature = "fallback"
+    ))]
+    #[doc = include_str!("../docs/tonic_shop.md")]
+    pub mod tonic_shop {}
 }
 
 /// The names most programs need, in one import.

@@ -17,6 +17,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// A `fred` client builder with short timeouts, one attempt per command and a reconnection
 /// every 100 ms without end: a dead server fails calls within `timeout`, and the client comes
 /// back by itself once the server does.
+#[cfg(feature = "fred")]
 pub fn client_builder(
     config: fred::types::config::Config,
     timeout: Duration,
@@ -259,6 +260,7 @@ impl RedisServer {
     }
 
     /// A `fred` config for this server.
+    #[cfg(feature = "fred")]
     pub fn config(&self) -> fred::types::config::Config {
         fred::types::config::Config::from_url(&self.url()).expect("a Redis URL")
     }
@@ -380,6 +382,7 @@ impl RedisCluster {
     }
 
     /// A `fred` config for this cluster.
+    #[cfg(feature = "fred")]
     pub fn config(&self) -> fred::types::config::Config {
         let hosts: Vec<(&str, u16)> = self
             .ports()
