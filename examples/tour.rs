@@ -12,9 +12,11 @@
 //! fast burn-rate signal fires within a minute, a budget policy flips the degradation switch,
 //! the burn stops, and once the recommender is back and the hold time has passed, the switch
 //! returns. That part runs on a simulated clock, so an hour takes a moment.
+//!
+//! The tour ends with a table of the chapters, each with the figure this run measured.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use std::convert::Infallible;
@@ -45,7 +47,9 @@ impl Dependency {
 #[tokio::main]
 async fn main() {
     let started = Instant::now();
-    let at = move || format!("{:>7.3}s", started.elapsed().as_secs_f64());
+    // Real time since the tour started; part 5 stamps simulated time the same way (t+…).
+    let at = move || format!("t+{:.3}s", started.elapsed().as_secs_f64());
+    let mut summary = Summary::default();
 
     let breaker = CircuitBreaker::builder("inventory")
         .failure_rate(0.5)
@@ -56,7 +60,7 @@ async fn main() {
         .half_open_probes(3)
         .listener(move |event: &Event<'_>| {
             if let EventKind::Transition { from, to } = event.kind {
-                println!("{}  ⚡ breaker {:?}: {from} → {to}", at(), event.breaker);
+                println!("   {}  ⚡ breaker {:?}: {from} → {to}", at(), event.breaker);
             }
         })
         .build()
@@ -79,14 +83,31 @@ async fn main() {
         })
     });
 
-    println!("Steadfast tour: one dependency, one circuit breaker.\n");
-    println!("Rules: open at ≥50% failures over ≥10 calls in 10 s; stay open 300 ms (doubling");
-    println!("when a probe fails, up to 5 s); close after 3 good probes.\n");
+    println!("Steadfast tour: sixteen chapters in five parts, then a table of what each measured.");
+
+    part("Part 1: a circuit breaker", "chapters 1 to 5, real time");
+    println!("   Rules: open at ≥50% failures over ≥10 calls in 10 s; stay open 300 ms (doubling");
+    println!("   when a probe fails, up to 5 s); close after 3 good probes.");
+    // Every call the tour makes through this breaker, to set against what reached the dependency.
+    let mut made = 0;
 
     chapter("1. Healthy");
     let outcomes = run(&mut service, 20).await;
-    println!("20 calls: {} ok, {} failed", outcomes.ok, outcomes.failed);
+    made += 20;
+    println!(
+        "   20 calls: {} ok, {} failed",
+        outcomes.ok, outcomes.failed
+    );
     describe(&breaker);
+    summary.row(
+        "1 breaker",
+        "a healthy dependency",
+        format!(
+            "{} of 20 calls ok; breaker {}",
+            outcomes.ok,
+            breaker.state()
+        ),
+    );
 
     chapter("2. The dependency goes down");
     dependency.set_healthy(false);
@@ -96,55 +117,110 @@ async fn main() {
         let _ = service.ready().await.unwrap().call(1).await;
         calls += 1;
     }
+    made += calls;
     println!(
-        "the breaker opened after {calls} failed calls ({} reached the dependency)",
+        "   the breaker opened after {calls} failed calls ({} reached the dependency)",
         dependency.calls() - before
     );
     describe(&breaker);
+    let snapshot = breaker.snapshot();
+    let first_wait = snapshot.retry_after;
+    summary.row(
+        "2 breaker",
+        "the dependency goes down",
+        format!(
+            "{} after {calls} failed calls ({} of {} in the window)",
+            snapshot.state, snapshot.failures, snapshot.calls
+        ),
+    );
 
     chapter("3. Open: refused at once, the dependency is spared");
     let before = dependency.calls();
     let refusing = Instant::now();
     let outcomes = run(&mut service, 10_000).await;
+    made += 10_000;
     let per_call = refusing.elapsed() / 10_000;
+    let reached = dependency.calls() - before;
     println!(
-        "10000 calls: {} refused in {per_call:?} each; {} reached the dependency",
+        "   10000 calls: {} refused in {per_call:?} each; {reached} reached the dependency",
         outcomes.refused,
-        dependency.calls() - before
     );
     if let Some(after) = outcomes.retry_after {
-        println!("the refusal says: retry in {after:?}");
+        println!("   the refusal says: retry in {after:?}");
     }
+    summary.row(
+        "3 breaker",
+        "open: calls refused at once",
+        format!(
+            "{} of 10000 refused, {per_call:?} each; {reached} reached the dependency",
+            outcomes.refused
+        ),
+    );
 
     chapter("4. Half-open while still down: the probe fails, the wait doubles");
     tokio::time::sleep(Duration::from_millis(320)).await;
     let outcomes = run(&mut service, 1).await;
-    println!("probe: {} failed", outcomes.failed);
+    made += 1;
+    println!("   probe: {} failed", outcomes.failed);
     describe(&breaker);
+    summary.row(
+        "4 breaker",
+        "half-open: the probe fails",
+        format!(
+            "{} probe failed; next probe in {} (first wait {})",
+            outcomes.failed,
+            millis(breaker.snapshot().retry_after),
+            millis(first_wait)
+        ),
+    );
 
     chapter("5. The dependency recovers: probes pass, the breaker closes");
     dependency.set_healthy(true);
     tokio::time::sleep(Duration::from_millis(620)).await;
     let outcomes = run(&mut service, 20).await;
+    made += 20;
     println!(
-        "20 calls: {} ok, {} refused, {} failed",
+        "   20 calls: {} ok, {} refused, {} failed",
         outcomes.ok, outcomes.refused, outcomes.failed
     );
     describe(&breaker);
 
     println!(
-        "\nThe dependency saw {} calls in all; the breaker refused the rest without waiting on it.",
+        "\n   The dependency saw {} of {made} calls; the breaker refused the rest without waiting on it.",
         dependency.calls()
     );
+    summary.row(
+        "5 breaker",
+        "the dependency recovers",
+        format!(
+            "{}, {} of 20 ok; the dependency saw {} of {made} calls",
+            breaker.state(),
+            outcomes.ok,
+            dependency.calls()
+        ),
+    );
 
-    degrade().await;
-    charge_once().await;
-    keep_answering().await;
-    close_the_loop().await;
+    part(
+        "Part 2: fallbacks and degradation switches",
+        "chapters 6 to 8",
+    );
+    degrade(&mut summary).await;
+    part("Part 3: idempotency keys", "chapters 9 and 10");
+    charge_once(&mut summary).await;
+    part("Part 4: a two-level cache", "chapters 11 to 13");
+    keep_answering(&mut summary).await;
+    part(
+        "Part 5: SLOs and error budgets",
+        "chapters 14 to 16, simulated time: an hour takes a moment",
+    );
+    close_the_loop(&mut summary).await;
+
+    part("What each chapter measured", "this run's figures");
+    summary.print();
 }
 
 /// Chapters 6 to 8: a route with a fallback and a degradation switch.
-async fn degrade() {
+async fn degrade(summary: &mut Summary) {
     let recommender = Dependency::default();
     recommender.set_healthy(true);
     let breaker = CircuitBreaker::builder("recommender")
@@ -198,14 +274,31 @@ async fn degrade() {
         });
 
     chapter("6. The recommender fails: the fallback answers, marked");
-    show("healthy", call_route(&mut route).await);
+    // Why each answer came from the fallback, in the order the reasons first appear.
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    let mut tally = |reason: Option<&'static str>| {
+        if let Some(reason) = reason {
+            match reasons.iter_mut().find(|(seen, _)| *seen == reason) {
+                Some((_, n)) => *n += 1,
+                None => reasons.push((reason, 1)),
+            }
+        }
+    };
+    tally(show("healthy", call_route(&mut route).await));
     recommender.set_healthy(false);
     for _ in 0..4 {
         let response = call_route(&mut route).await;
-        show("down", response);
+        tally(show("down", response));
     }
-    show("down, breaker open", call_route(&mut route).await);
+    tally(show("down, breaker open", call_route(&mut route).await));
     println!("   breaker: {}", breaker.state());
+    let fallbacks: usize = reasons.iter().map(|(_, n)| n).sum();
+    let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    summary.row(
+        "6 fallback",
+        "the recommender fails",
+        format!("{fallbacks} of 6 from the fallback: {}", why.join(", ")),
+    );
 
     chapter("7. An operator sheds recommendations: the route degrades untouched");
     recommender.set_healthy(true);
@@ -214,24 +307,38 @@ async fn degrade() {
         .set("recommendations", 1, Flip::new("alice", "flash sale"))
         .expect("a valid name");
     let before = recommender.calls();
+    let mut switched = 0;
     for _ in 0..3 {
         let response = call_route(&mut route).await;
-        show("switched", response);
+        switched += usize::from(show("switched", response) == Some("switch"));
     }
-    println!(
-        "   the recommender saw {} calls while switched",
-        recommender.calls() - before
+    let reached = recommender.calls() - before;
+    println!("   the recommender saw {reached} calls while switched");
+    summary.row(
+        "7 switch",
+        "an operator sheds the route",
+        format!("{switched} of 3 from the fallback; {reached} reached the recommender"),
     );
 
     chapter("8. Flipped back: the real answers return");
     degrader
         .set("recommendations", 0, Flip::new("alice", "sale over"))
         .expect("a valid name");
-    show("recovered", call_route(&mut route).await);
+    let before = recommender.calls();
+    let real = show("recovered", call_route(&mut route).await).is_none();
+    summary.row(
+        "8 switch",
+        "the switch goes back to 0",
+        format!(
+            "{} of 1 answer real; {} reached the recommender",
+            usize::from(real),
+            recommender.calls() - before
+        ),
+    );
 }
 
 /// Chapters 9 and 10: a payment route behind an idempotency key.
-async fn charge_once() {
+async fn charge_once(summary: &mut Summary) {
     use http_body_util::BodyExt;
     use steadfast::idempotency::http::{IdempotencyBody, IdempotencyLayer};
     use steadfast::idempotency::Idempotency;
@@ -276,6 +383,7 @@ async fn charge_once() {
             .expect("a valid request")
     };
     type Answer = Response<IdempotencyBody<http_body_util::Full<Bytes>>>;
+    // The answer as a line to print, and its status and replay mark for the summary.
     let answer = |response: Answer| async move {
         let replayed = response.headers().contains_key("idempotent-replayed");
         let status = response.status();
@@ -285,8 +393,9 @@ async fn charge_once() {
             .await
             .map(|body| body.to_bytes())
             .unwrap_or_default();
-        let replayed = if replayed { "  (replayed)" } else { "" };
-        format!("{status} {}{replayed}", String::from_utf8_lossy(&body))
+        let mark = if replayed { "  (replayed)" } else { "" };
+        let line = format!("{status} {}{mark}", String::from_utf8_lossy(&body));
+        (line, status, replayed)
     };
 
     chapter("9. A client times out on a payment and retries: charged once");
@@ -299,10 +408,8 @@ async fn charge_once() {
         .oneshot(pay("alice"))
         .await
         .expect("infallible");
-    println!(
-        "   alice retries at once                  → {}",
-        answer(early).await
-    );
+    let (line, early_status, _) = answer(early).await;
+    println!("   alice retries at once                  → {line}");
     let _ = first.await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let retry = payments
@@ -310,13 +417,18 @@ async fn charge_once() {
         .oneshot(pay("alice"))
         .await
         .expect("infallible");
-    println!(
-        "   alice retries a little later           → {}",
-        answer(retry).await
-    );
-    println!(
-        "   the card network saw {} charge",
-        charges.load(Ordering::SeqCst)
+    let (line, _, replayed) = answer(retry).await;
+    println!("   alice retries a little later           → {line}");
+    let charged = charges.load(Ordering::SeqCst);
+    println!("   the card network saw {charged} charge");
+    summary.row(
+        "9 idempotency",
+        "a payment, retried",
+        format!(
+            "3 requests, {charged} charge; early retry {}, later one {}",
+            early_status.as_u16(),
+            if replayed { "replayed" } else { "not replayed" }
+        ),
     );
 
     chapter("10. Another client with the same key gets its own receipt");
@@ -325,18 +437,28 @@ async fn charge_once() {
         .oneshot(pay("bob"))
         .await
         .expect("infallible");
+    let (line, _, replayed) = answer(bob).await;
+    println!("   bob POST /payments (key order-1001)     → {line}");
+    let charged = charges.load(Ordering::SeqCst);
     println!(
-        "   bob POST /payments (key order-1001)     → {}",
-        answer(bob).await
+        "   keys are scoped by the caller: bob is never shown alice's receipt ({charged} charges in all)"
     );
-    println!(
-        "   keys are scoped by the caller: bob is never shown alice's receipt ({} charges in all)",
-        charges.load(Ordering::SeqCst)
+    summary.row(
+        "10 idempotency",
+        "same key, another caller",
+        format!(
+            "bob {}; 4 requests, {charged} charges",
+            if replayed {
+                "is shown alice's receipt"
+            } else {
+                "gets his own receipt"
+            }
+        ),
     );
 }
 
 /// Chapters 11 to 13: a product page's database behind a cache, then failing.
-async fn keep_answering() {
+async fn keep_answering(summary: &mut Summary) {
     use steadfast::cache::{Cached, Stale, Status, TieredCache};
 
     let database = Dependency::default();
@@ -418,13 +540,28 @@ async fn keep_answering() {
         "   the database saw {} query: the others waited for its answer",
         database.calls()
     );
+    let stats = products.stats();
+    summary.row(
+        "11 cache",
+        "1000 shoppers miss one key",
+        format!(
+            "{answered} answered by {} database query; {} misses, {} fresh hits",
+            database.calls(),
+            stats.misses,
+            stats.fresh
+        ),
+    );
 
     chapter("12. The database fails: the last answer is served, stale and marked");
     tokio::time::sleep(Duration::from_millis(250)).await;
     database.set_healthy(false);
+    let mut stale = 0;
     for _ in 0..3 {
         match products.get_with(42, loader(42)).await {
-            Ok(answer) => println!("   read sku 42 → {:?} [{}]", *answer, marked(&answer)),
+            Ok(answer) => {
+                stale += usize::from(answer.is_stale());
+                println!("   read sku 42 → {:?} [{}]", *answer, marked(&answer));
+            }
             Err(error) => println!("   read sku 42 → failed: {error}"),
         }
         // Reads in between are answered stale at once; past the pause one tries again.
@@ -434,6 +571,15 @@ async fn keep_answering() {
         "   the database saw {} queries in all; its breaker is {}",
         database.calls(),
         breaker.state()
+    );
+    summary.row(
+        "12 cache",
+        "the database fails",
+        format!(
+            "{stale} of 3 reads stale; {} database queries in all, breaker {}",
+            database.calls(),
+            breaker.state()
+        ),
     );
 
     chapter("13. The breaker is open: still answered, and the database is left alone");
@@ -453,15 +599,20 @@ async fn keep_answering() {
     if let Some(answer) = last {
         println!("   read sku 42 → {:?} [{}]", *answer, marked(&answer));
     }
+    let reached = database.calls() - before;
     println!(
-        "   1000 reads: {stale} answered stale in {per_read:.1?} each; {} reached the database",
-        database.calls() - before
+        "   1000 reads: {stale} answered stale in {per_read:.1?} each; {reached} reached the database"
     );
     println!("   tell the caller: a stale answer is one the cache chose to give rather than fail");
+    summary.row(
+        "13 cache",
+        "its breaker is open",
+        format!("{stale} of 1000 stale, {per_read:.1?} each; {reached} reached the database"),
+    );
 }
 
 /// Chapters 14 to 16: an SLO whose budget policy flips a degradation switch by itself.
-async fn close_the_loop() {
+async fn close_the_loop(summary: &mut Summary) {
     use steadfast::core::Clock;
     use steadfast::fallback::Reasons;
     use steadfast::slo::{BudgetPolicy, Slo, SloEvent, SloEventKind, SloSet};
@@ -471,17 +622,22 @@ async fn close_the_loop() {
     let elapsed = Arc::new(AtomicUsize::new(0));
     let stamp = {
         let elapsed = elapsed.clone();
-        move || {
-            let s = elapsed.load(Ordering::SeqCst);
-            format!("t+{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-        }
+        move || sim_time(Some(elapsed.load(Ordering::SeqCst)))
     };
+    // When page_1h fired and cleared, and when the switch moved: simulated seconds, for the
+    // summary and to tell a signal that hovers at its threshold from one that keeps burning.
+    let fires = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let clears = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let flips = Arc::new(Mutex::new(Vec::<(usize, u8)>::new()));
     let recommender = Dependency::default();
     recommender.set_healthy(true);
     let degrader = Degrader::new();
     degrader.listen({
         let stamp = stamp.clone();
+        let (elapsed, flips) = (elapsed.clone(), flips.clone());
         move |event: &steadfast::fallback::FlipEvent| {
+            let at = elapsed.load(Ordering::SeqCst);
+            flips.lock().expect("not poisoned").push((at, event.to));
             println!(
                 "   {}  ⚑ switch {:?}: level {} → {} by {} ({})",
                 stamp(),
@@ -508,15 +664,27 @@ async fn close_the_loop() {
         )
         .listener({
             let stamp = stamp.clone();
-            move |event: &SloEvent| match &event.kind {
-                SloEventKind::Fired { signal, long_rate, short_rate, .. } => println!(
-                    "   {}  🔥 {signal} fires: the budget burns {long_rate:.1}× (long window), {short_rate:.1}× (short)",
-                    stamp()
-                ),
-                SloEventKind::Cleared { signal, .. } => {
-                    println!("   {}  ✓ {signal} clears", stamp());
+            let (elapsed, fires, clears) = (elapsed.clone(), fires.clone(), clears.clone());
+            move |event: &SloEvent| {
+                let at = elapsed.load(Ordering::SeqCst);
+                match &event.kind {
+                    SloEventKind::Fired { signal, long_rate, short_rate, .. } => {
+                        if signal == "page_1h" {
+                            fires.lock().expect("not poisoned").push(at);
+                        }
+                        println!(
+                            "   {}  🔥 {signal} fires: the budget burns {long_rate:.1}× (long window), {short_rate:.1}× (short)",
+                            stamp()
+                        );
+                    }
+                    SloEventKind::Cleared { signal, .. } => {
+                        if signal == "page_1h" {
+                            clears.lock().expect("not poisoned").push(at);
+                        }
+                        println!("   {}  ✓ {signal} clears", stamp());
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         })
         .build()
@@ -593,14 +761,35 @@ async fn close_the_loop() {
         seconds += 1;
     }
     println!("   {seconds} s of outage, {errors} calls failed before the switch moved");
+    let first_fire = fires.lock().expect("not poisoned").first().copied();
+    let flipped = flips
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .find(|(_, to)| *to > 0)
+        .map(|(at, _)| *at);
+    summary.row(
+        "14 SLO",
+        "the budget burns",
+        format!(
+            "page_1h {}, switch {}; {errors} calls failed in {seconds} s",
+            sim_time(first_fire),
+            sim_time(flipped)
+        ),
+    );
 
     chapter("15. The switch flipped itself: the route answers from its fallback, the burn stops");
     let before = recommender.calls();
     let failed = traffic(120).await;
+    let reached = recommender.calls() - before;
     println!(
-        "   two more minutes: {failed} calls failed; the recommender saw {} calls; {}",
-        recommender.calls() - before,
+        "   two more minutes: {failed} calls failed; the recommender saw {reached} calls; {}",
         budget(&slo)
+    );
+    summary.row(
+        "15 SLO",
+        "the route on its fallback",
+        format!("{failed} of 1200 calls failed; {reached} reached the recommender"),
     );
 
     chapter("16. The recommender recovers: the signal clears, the switch returns after its hold");
@@ -630,20 +819,66 @@ async fn close_the_loop() {
         stamp(),
         budget(&slo)
     );
+
+    // page_1h may fire and clear again while the switch is on: with the errors over, its
+    // hour-long burn rate sits near the factor, and each minute the window slides it crosses
+    // back. The policy's hold is what keeps the switch from following it.
+    let refired = fires.lock().expect("not poisoned").len().saturating_sub(1);
+    let cleared = clears.lock().expect("not poisoned").len();
+    if refired > 0 {
+        let factor = slo
+            .report()
+            .signals
+            .iter()
+            .find(|signal| signal.name == "page_1h")
+            .map_or(0.0, |signal| signal.factor);
+        println!(
+            "   (page_1h cleared {cleared}× and fired {refired}× more while switched: the hour's burn"
+        );
+        println!(
+            "   hovered at its {factor}× factor as the window slid; the policy's hold kept the switch on)"
+        );
+    }
+
+    let returned = flips
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .rev()
+        .find(|(_, to)| *to == 0)
+        .map(|(at, _)| *at);
+    let report = slo.report();
+    summary.row(
+        "16 SLO",
+        "the recommender recovers",
+        format!(
+            "switch back {}, {} after; {} of {} calls bad",
+            sim_time(returned),
+            match (flipped, returned) {
+                (Some(on), Some(off)) => format!("{} s", off - on),
+                _ => "never".to_owned(),
+            },
+            report.budget.spent,
+            report.total
+        ),
+    );
 }
 
-fn show(label: &str, response: Response<Bytes>) {
-    let marker = response
+/// Prints a route's answer and returns why it is degraded, if it is.
+fn show(label: &str, response: Response<Bytes>) -> Option<&'static str> {
+    let reason = response
         .extensions()
         .get::<Degraded>()
-        .map_or("real answer".to_owned(), |degraded| {
-            format!("degraded: {}", degraded.reason().as_str())
-        });
+        .map(|degraded| degraded.reason().as_str());
+    let marker = reason.map_or("real answer".to_owned(), |reason| {
+        format!("degraded: {reason}")
+    });
     println!(
         "   {label:<20} {} {:<44} [{marker}]",
         response.status(),
         String::from_utf8_lossy(response.body())
     );
+    reason
 }
 
 async fn call_route<S>(route: &mut S) -> Response<Bytes>
@@ -690,8 +925,76 @@ where
     outcomes
 }
 
+/// A part's banner: what it shows, and which clock its time stamps read.
+fn part(title: &str, note: &str) {
+    let head = format!("━━ {title} ({note}) ");
+    let rule = "━".repeat(96usize.saturating_sub(head.chars().count()));
+    println!("\n\n{head}{rule}");
+}
+
 fn chapter(title: &str) {
     println!("\n── {title}");
+}
+
+/// A duration to the nearest millisecond, the way the timeline prints them.
+fn millis(duration: Option<Duration>) -> String {
+    duration.map_or("-".to_owned(), |d| {
+        format!(
+            "{:?}",
+            Duration::from_millis((d.as_secs_f64() * 1000.0).round() as u64)
+        )
+    })
+}
+
+/// Simulated seconds as the SLO chapters stamp them.
+fn sim_time(seconds: Option<usize>) -> String {
+    seconds.map_or("never".to_owned(), |s| {
+        format!("t+{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    })
+}
+
+/// The closing table: one row per chapter, from figures the chapters computed in this run.
+#[derive(Default)]
+struct Summary {
+    rows: Vec<[String; 3]>,
+}
+
+impl Summary {
+    fn row(&mut self, chapter: &str, happened: &str, measured: String) {
+        self.rows
+            .push([chapter.to_owned(), happened.to_owned(), measured]);
+    }
+
+    fn print(&self) {
+        let header = ["chapter", "what happened", "measured in this run"];
+        // Widths in characters: the cells hold `µ`, `→` and the like.
+        let mut widths = header.map(|cell| cell.chars().count());
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |cells: [&str; 3]| {
+            println!(
+                "   {:<w0$}  {:<w1$}  {}",
+                cells[0],
+                cells[1],
+                cells[2],
+                w0 = widths[0],
+                w1 = widths[1]
+            );
+        };
+        line(header);
+        line(
+            widths
+                .map(|width| "─".repeat(width))
+                .each_ref()
+                .map(String::as_str),
+        );
+        for row in &self.rows {
+            line(row.each_ref().map(String::as_str));
+        }
+    }
 }
 
 fn describe(breaker: &CircuitBreaker) {
