@@ -384,10 +384,10 @@ async fn the_client_falls_back_refuses_orders_and_recovers_with_its_server() {
     assert_refused(&status);
     assert_eq!(shop.payments().charges(), 1);
 
-    // Back, on the same address, with the same records; past the open period the next calls
-    // are probes, which close the breakers.
+    // Back, on the same address, with the same records; past the open period (a second) the
+    // next calls are probes, which close the breakers.
     let server = start(addr, &shop, &stores).await;
-    time.advance(Duration::from_secs(1));
+    time.advance(Duration::from_millis(1_100));
     let answer = timed(client.get_product(GetProductRequest { id: 1 }))
         .await
         .expect("a product");
