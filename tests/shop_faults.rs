@@ -19,93 +19,9 @@ mod shop_support;
 
 use std::time::{Duration, Instant};
 
-use http::Method;
 use shop_support::shop::Backend;
 use shop_support::warehouse::Fault;
-use shop_support::{client, judge_product, send, Load, Outcome, Stack, PRODUCTS};
-use steadfast::breaker::State;
-use steadfast::idempotency::record::Record;
-use steadfast::idempotency::store::{Store, StoreKey};
-use steadfast::idempotency::IdempotencyKey;
-
-/// Waits for the breaker to close again once the warehouse is healthy: a probe goes through
-/// after its open period (2 s), so a few reads close it.
-async fn recover(stack: &Stack) {
-    let client = client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stack.shop.breaker.state() != State::Closed {
-        assert!(
-            Instant::now() < deadline,
-            "the breaker did not close: {:?}",
-            stack.shop.breaker.snapshot()
-        );
-        let _ = send(
-            &client,
-            Method::GET,
-            &format!("{}/recommendations", stack.base),
-            &[],
-            "",
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let snapshot = stack.shop.breaker.snapshot();
-    assert!(
-        snapshot.probes.is_none_or(|(taken, _)| taken == 0),
-        "a half-open permit was kept: {snapshot:?}"
-    );
-}
-
-/// After the faults, with the warehouse healthy: every product read is the warehouse's, fresh
-/// and unmarked, and no cache tier holds anything but real products.
-async fn products_are_real(stack: &Stack) {
-    let client = client();
-    for id in 1..=PRODUCTS + 3 {
-        let truth = stack.warehouse.product(id);
-        if let Some(cached) = stack.shop.products.peek(&id) {
-            assert_eq!(
-                cached, truth,
-                "product {id} in the cache is not the warehouse's"
-            );
-        }
-        let url = format!("{}/products/{id}", stack.base);
-        // A stale entry is reloaded by the first read past its TTL; the second is fresh.
-        let mut outcome = Outcome::Stale;
-        for _ in 0..2 {
-            let answer = send(&client, Method::GET, &url, &[], "")
-                .await
-                .expect("an answer");
-            outcome = judge_product(&answer, id, truth.as_ref());
-            if outcome == Outcome::Correct {
-                break;
-            }
-        }
-        assert_eq!(outcome, Outcome::Correct, "product {id} after the faults");
-    }
-}
-
-/// No order's claim was left in progress: every key the load used is completed or released.
-async fn no_claim_left(stack: &Stack, load: &Load) {
-    let store = stack.shop.idempotency.store();
-    let attempted = load.attempted.lock().clone();
-    let mut completed = 0;
-    for (customer, key) in &attempted {
-        let key = IdempotencyKey::try_from(key.as_str()).expect("the load's keys are valid");
-        match store
-            .get(&StoreKey::new(customer, &key))
-            .await
-            .expect("the store answers")
-        {
-            Some(Record::InProgress { .. }) => panic!("{customer}/{key:?} was left in progress"),
-            Some(Record::Completed(_)) => completed += 1,
-            None => {}
-        }
-    }
-    println!(
-        "order keys: {} used, {completed} completed, none left in progress",
-        attempted.len()
-    );
-}
+use shop_support::{no_claim_left, products_are_real, recover, Load, Stack};
 
 /// Runs `phases` of warehouse faults, one after another, while the load runs.
 async fn faults(stack: &Stack, phases: &[(Fault, u64)], workers: usize) -> Load {

@@ -23,6 +23,10 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use shop::{Backend, Options, Order, Shop, ShopConfig};
+use steadfast::breaker::State;
+use steadfast::idempotency::record::Record;
+use steadfast::idempotency::store::{Store, StoreKey};
+use steadfast::idempotency::IdempotencyKey;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use warehouse::{Product, Warehouse};
@@ -289,7 +293,18 @@ pub fn judge_order(
                 order.amount_cents, truth.price_cents
             ));
         }
-        placed.lock().entry(key.to_owned()).or_default().push(order);
+        let mut placed = placed.lock();
+        match placed.get_mut(key) {
+            Some((first, _)) if *first != order => {
+                return Outcome::Forbidden(format!(
+                    "key {key} answered with {order:?}, before with {first:?}"
+                ));
+            }
+            Some((_, seen)) => *seen += 1,
+            None => {
+                placed.insert(key.to_owned(), (order, 1));
+            }
+        }
         return if answer.header("idempotent-replayed") == Some("true") {
             Outcome::Replayed
         } else {
@@ -299,8 +314,9 @@ pub fn judge_order(
     clear_error(answer)
 }
 
-/// Orders placed (every 201 seen), by idempotency key.
-pub type Placed = Arc<Mutex<HashMap<String, Vec<Order>>>>;
+/// Orders placed, by idempotency key: the first answer, and how many answers named it. An
+/// answer naming another order is forbidden when it comes.
+pub type Placed = Arc<Mutex<HashMap<String, (Order, u32)>>>;
 
 /// Counts of outcomes by route, printed as a table.
 #[derive(Default)]
@@ -339,6 +355,88 @@ impl Tally {
     pub fn total(&self) -> u64 {
         self.0.lock().values().sum()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// After the faults
+
+/// Waits for the breaker to close again once the warehouse is healthy: a probe goes through
+/// after its open period (2 s), so a few reads close it.
+pub async fn recover(stack: &Stack) {
+    let client = client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stack.shop.breaker.state() != State::Closed {
+        assert!(
+            Instant::now() < deadline,
+            "the breaker did not close: {:?}",
+            stack.shop.breaker.snapshot()
+        );
+        let _ = send(
+            &client,
+            Method::GET,
+            &format!("{}/recommendations", stack.base),
+            &[],
+            "",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let snapshot = stack.shop.breaker.snapshot();
+    assert!(
+        snapshot.probes.is_none_or(|(taken, _)| taken == 0),
+        "a half-open permit was kept: {snapshot:?}"
+    );
+}
+
+/// After the faults, with the warehouse healthy: every product read is the warehouse's, fresh
+/// and unmarked, and no cache tier holds anything but real products.
+pub async fn products_are_real(stack: &Stack) {
+    let client = client();
+    for id in 1..=PRODUCTS + 3 {
+        let truth = stack.warehouse.product(id);
+        if let Some(cached) = stack.shop.products.peek(&id) {
+            assert_eq!(
+                cached, truth,
+                "product {id} in the cache is not the warehouse's"
+            );
+        }
+        let url = format!("{}/products/{id}", stack.base);
+        // A stale entry is reloaded by the first read past its TTL; the second is fresh.
+        let mut outcome = Outcome::Stale;
+        for _ in 0..2 {
+            let answer = send(&client, Method::GET, &url, &[], "")
+                .await
+                .expect("an answer");
+            outcome = judge_product(&answer, id, truth.as_ref());
+            if outcome == Outcome::Correct {
+                break;
+            }
+        }
+        assert_eq!(outcome, Outcome::Correct, "product {id} after the faults");
+    }
+}
+
+/// No order's claim was left in progress: every key the load used is completed or released.
+pub async fn no_claim_left(stack: &Stack, load: &Load) {
+    let store = stack.shop.idempotency.store();
+    let attempted = load.attempted.lock().clone();
+    let mut completed = 0;
+    for (customer, key) in &attempted {
+        let key = IdempotencyKey::try_from(key.as_str()).expect("the load's keys are valid");
+        match store
+            .get(&StoreKey::new(customer, &key))
+            .await
+            .expect("the store answers")
+        {
+            Some(Record::InProgress { .. }) => panic!("{customer}/{key:?} was left in progress"),
+            Some(Record::Completed(_)) => completed += 1,
+            None => {}
+        }
+    }
+    println!(
+        "order keys: {} used, {completed} completed, none left in progress",
+        attempted.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,7 +497,11 @@ impl Load {
                         0..=4 => {
                             // Now and then an id nobody has seen: a miss, and, while the
                             // warehouse fails, the fallback.
-                            let id = if rng.u32(..10) == 0 { rng.u64(1_000..1_000_000) } else { rng.u64(1..=PRODUCTS) };
+                            let id = if rng.u32(..10) == 0 {
+                                rng.u64(1_000..1_000_000)
+                            } else {
+                                rng.u64(1..=PRODUCTS)
+                            };
                             let url = format!("{base}/products/{id}");
                             match send(&client, Method::GET, &url, &[], "").await {
                                 Ok(answer) => {
@@ -540,12 +642,7 @@ impl Load {
     pub fn check_charges(&self, warehouse: &Warehouse) -> usize {
         let charges = warehouse.charges();
         let placed = self.placed.lock();
-        for (key, orders) in placed.iter() {
-            let first = &orders[0];
-            assert!(
-                orders.iter().all(|order| order == first),
-                "key {key} was answered with different orders: {orders:?}"
-            );
+        for (key, (first, _)) in placed.iter() {
             let charge = charges
                 .get(key)
                 .unwrap_or_else(|| panic!("key {key} placed without a charge"));
