@@ -37,7 +37,7 @@ async fn faults(stack: &Stack, phases: &[(Fault, u64)], workers: usize) -> Load 
         warehouse.set_fault(Fault::Healthy);
     });
     let load = Load::run(
-        &[stack.base.clone()],
+        std::slice::from_ref(&stack.base),
         &stack.warehouse,
         workers,
         until,
