@@ -77,7 +77,14 @@ async fn soak(stack: &Stack, seconds: u64) -> Load {
         }
     });
     // A bounded set of order keys, reused: past the warm-up, records are replaced, not added.
-    let load = Load::run(std::slice::from_ref(&stack.base), &stack.warehouse, 8, until, Some(25)).await;
+    let load = Load::run(
+        std::slice::from_ref(&stack.base),
+        &stack.warehouse,
+        8,
+        until,
+        Some(25),
+    )
+    .await;
     injector.await.expect("the injector ran");
     load
 }
